@@ -1,0 +1,44 @@
+//! spine-api: the HTTP API (axum). Thin handlers: extract and validate, call the store, map to DTOs.
+
+mod dto;
+pub mod error;
+mod extract;
+mod middleware;
+pub mod openapi;
+mod routes;
+mod state;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+
+pub use state::{ApiConfig, AppState};
+
+/// The whole API, with its middleware (request ids, spans, body limit, timeout, error shapes).
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/tenants", post(routes::tenants::create).get(routes::tenants::list))
+        .route("/tenants/{tenant}/keys", post(routes::tenants::create_key))
+        .route("/tenant", get(routes::tenants::current))
+        .route("/auth/login", post(routes::users::login))
+        .route("/users", post(routes::users::create).get(routes::users::list))
+        .route("/keys", post(routes::keys::create).get(routes::keys::list))
+        .route("/keys/{id}", delete(routes::keys::revoke))
+        .route("/whoami", get(routes::whoami::whoami))
+        .route("/registry/schemas", get(routes::registry::schemas))
+        .route("/registry/tables", get(routes::registry::tables))
+        .route("/registry/fields", get(routes::registry::fields));
+    let body_limit = state.config.max_body_bytes;
+    let timeout = state.config.request_timeout;
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/openapi.json", get(openapi::serve))
+        .nest("/v1", v1)
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(move |req, next| middleware::timeout(timeout, req, next)))
+        .layer(axum::middleware::from_fn(middleware::request_span))
+        .with_state(state)
+}

@@ -1,0 +1,8 @@
+//! One file per resource.
+
+pub mod health;
+pub mod keys;
+pub mod registry;
+pub mod tenants;
+pub mod users;
+pub mod whoami;

@@ -1,0 +1,9 @@
+//! spine-core: the types every other crate shares. No I/O: no database, no network, no files.
+//! Values are parsed at the edge into these types and travel inward already validated.
+
+pub mod auth;
+pub mod error_code;
+pub mod governance;
+pub mod ids;
+pub mod names;
+pub mod secret;

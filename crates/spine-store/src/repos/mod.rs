@@ -1,0 +1,9 @@
+//! One file per aggregate. Tenant-owned data is reached only through a `TenantTx`; functions that
+//! take a `SystemTx` are the authentication and platform-administration paths.
+
+pub mod audit;
+pub mod keys;
+pub mod registry;
+pub mod runtime;
+pub mod tenants;
+pub mod users;

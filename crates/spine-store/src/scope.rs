@@ -1,0 +1,102 @@
+//! Transactions with a tenant scope. `TenantTx` can only be made from a `TenantId`, and it
+//! switches to the `spine_app` role so the database enforces isolation even if a query forgets to.
+
+use spine_core::ids::TenantId;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::StoreError;
+
+/// The pool plus the entry points for scoped transactions.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+/// A transaction bound to one tenant, running as `spine_app` (RLS applies).
+pub struct TenantTx {
+    pub(crate) tx: Transaction<'static, Postgres>,
+    tenant: TenantId,
+}
+
+/// A read-only transaction as `spine_app` with no tenant set: platform-wide tables (the registry)
+/// are readable, every tenant-owned row is invisible.
+pub struct ReadTx {
+    pub(crate) tx: Transaction<'static, Postgres>,
+}
+
+/// A transaction with the connecting role's rights: authentication lookups and platform
+/// administration only.
+pub struct SystemTx {
+    pub(crate) tx: Transaction<'static, Postgres>,
+}
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('role', 'spine_app', true), set_config('spine.tenant_id', $1, true)")
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(TenantTx { tx, tenant })
+    }
+
+    pub async fn read_tx(&self) -> Result<ReadTx, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+        sqlx::query("SELECT set_config('role', 'spine_app', true), set_config('spine.tenant_id', '', true)")
+            .execute(&mut *tx)
+            .await?;
+        Ok(ReadTx { tx })
+    }
+
+    pub async fn system_tx(&self) -> Result<SystemTx, StoreError> {
+        Ok(SystemTx { tx: self.pool.begin().await? })
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+impl TenantTx {
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The underlying connection, for repositories in this crate and for later crates' enqueue
+    /// calls that must share the transaction.
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+}
+
+impl SystemTx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+}
+
+impl ReadTx {
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+}

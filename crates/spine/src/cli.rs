@@ -1,0 +1,137 @@
+//! Command-line interface. Data goes to stdout (`--json` for machines), logs to stderr.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "spine", version, about = "Spine: the integration spine of QiOS", propagate_version = true)]
+pub struct Cli {
+    /// Settings file (TOML). Default: ./spine.toml when it exists.
+    #[arg(long, global = true, env = "SPINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run Spine: database (private cluster unless DATABASE_URL is set), migrations, API, workers.
+    Up(UpArgs),
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Governance of the database schema.
+    #[command(subcommand)]
+    Governance(GovernanceCmd),
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// API keys and service keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Listen address for the API (overrides api.listen).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GovernanceCmd {
+    /// Compare the live catalog with the qieos registry; exit 1 when anything violates the rules.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCmd {
+    /// Create a tenant.
+    Create {
+        /// URL-safe name: lowercase letters, digits, '-'.
+        slug: String,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// Allow integrations for the tenant.
+        #[arg(long)]
+        integrations: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Create a key; it is printed once and never again.
+    Create {
+        /// Tenant (id or slug) for a scoped API key.
+        #[arg(long, required_unless_present = "service", conflicts_with = "service")]
+        tenant: Option<String>,
+        /// Create a service role key instead (server-to-server, all tenants).
+        #[arg(long)]
+        service: bool,
+        #[arg(long)]
+        name: String,
+        /// Scope of an API key; repeat for several (ingest:write, records:read, review:write, connections:admin, jobs:admin, admin).
+        #[arg(long = "scope", required_unless_present = "service")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a tenant's API keys, or the service keys without --tenant.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id or prefix.
+    Revoke { key: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user with a role in a tenant. The password is read from stdin (one line).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// owner, editor or viewer.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// Also make the user a platform admin (may manage every tenant).
+        #[arg(long)]
+        platform_admin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Print the effective settings with secrets masked.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}

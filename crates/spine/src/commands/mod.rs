@@ -1,0 +1,5 @@
+//! One file per command group.
+
+pub mod admin;
+pub mod governance;
+pub mod up;

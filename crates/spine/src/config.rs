@@ -1,0 +1,124 @@
+//! Typed settings: built-in defaults ← optional TOML file (`--config`, default `spine.toml` when
+//! present) ← `SPINE_*` environment variables (nested keys with `__`, e.g. `SPINE_API__LISTEN`).
+//! `DATABASE_URL` is honoured as well as `SPINE_DATABASE_URL`. Secrets are `Secret` values:
+//! they print as `[redacted]` everywhere, `config show` included.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use spine_core::secret::Secret;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// PostgreSQL URL. Unset: Spine runs its own private cluster under `data_dir/pg`.
+    pub database_url: Option<Secret<String>>,
+    /// Where Spine keeps its state (private cluster, signing key, later blobs).
+    pub data_dir: PathBuf,
+    pub api: ApiSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+    pub postgres: PostgresSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Requests running longer are abandoned, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Key that signs session tokens (at least 32 bytes). Unset: generated once and kept in
+    /// `data_dir/session.key` (mode 0600).
+    pub session_secret: Option<Secret<String>>,
+    /// Lifetime of a session token, in seconds.
+    pub session_ttl_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `auto` (pretty on a terminal, JSON otherwise), `json` or `pretty`.
+    pub format: String,
+    /// tracing filter, e.g. `info` or `spine=debug,sqlx=warn`.
+    pub level: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// Directory with the server binaries; unset searches `pg_config --bindir` and /usr/lib/postgresql/*/bin.
+    pub bin_dir: Option<PathBuf>,
+    /// OS account the private cluster runs as when Spine runs as root.
+    pub os_user: Option<String>,
+    /// Connections in Spine's pool.
+    pub max_connections: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            data_dir: PathBuf::from("data"),
+            api: ApiSettings { listen: "127.0.0.1:8080".into(), max_body_bytes: 1024 * 1024, request_timeout_secs: 30 },
+            auth: AuthSettings { session_secret: None, session_ttl_secs: 12 * 3600 },
+            log: LogSettings { format: "auto".into(), level: "info".into() },
+            postgres: PostgresSettings { bin_dir: None, os_user: None, max_connections: 10 },
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the file (if given or `spine.toml` exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(f) => fig = fig.merge(Toml::file_exact(f)),
+            None if Path::new("spine.toml").exists() => fig = fig.merge(Toml::file_exact("spine.toml")),
+            None => {}
+        }
+        fig = fig
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
+            .merge(Env::prefixed("SPINE_").split("__").ignore(&["PG_OS_USER"]));
+        fig.extract()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_and_secrets_are_masked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SPINE_API__LISTEN", "127.0.0.1:9999");
+            jail.set_env("DATABASE_URL", "postgres://u:canary-db-pw@h/db");
+            jail.set_env("SPINE_AUTH__SESSION_SECRET", "canary-session-secret-0123456789abcdef");
+            let s = Settings::load(None).expect("loads");
+            assert_eq!(s.api.listen, "127.0.0.1:9999");
+            assert_eq!(s.database_url.as_ref().unwrap().expose(), "postgres://u:canary-db-pw@h/db");
+            let shown = serde_json::to_string(&s).unwrap();
+            assert!(!shown.contains("canary"), "{shown}");
+            assert!(!format!("{s:?}").contains("canary"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("spine.toml", "[api]\nlisten = \"x\"\nlistne = 1\n")?;
+            assert!(Settings::load(None).is_err());
+            Ok(())
+        });
+    }
+}
