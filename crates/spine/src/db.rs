@@ -52,10 +52,6 @@ impl Database {
         Ok(Self { pool, cluster: Some(cluster), location })
     }
 
-    pub fn started_cluster(&self) -> bool {
-        self.cluster.as_ref().is_some_and(|c| c.started_here())
-    }
-
     /// Closes the pool and stops the private cluster if this process started it.
     pub async fn close(self) {
         self.pool.close().await;
