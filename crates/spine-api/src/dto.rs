@@ -244,10 +244,30 @@ impl From<registry::FieldRow> for RegistryField {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryFilter {
-    /// Only this schema.
+    /// Only this schema (a PostgreSQL identifier: lowercase letters, digits, `_`).
     pub schema: Option<String>,
     /// Only this table (with `schema`).
     pub table: Option<String>,
+}
+
+impl RegistryFilter {
+    /// Both filters must look like identifiers; anything else cannot match and is refused with 400.
+    pub fn validate(&self) -> Result<(), spine_core::names::InvalidValue> {
+        for (field, v) in [("schema", &self.schema), ("table", &self.table)] {
+            if let Some(v) = v {
+                let ok = !v.is_empty()
+                    && v.len() <= 63
+                    && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if !ok {
+                    return Err(spine_core::names::InvalidValue {
+                        field,
+                        reason: "must be a lowercase identifier (a-z, 0-9, _; at most 63 characters)".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -35,11 +35,12 @@ async fn first_start_runs_initdb_and_serves_queries() {
     assert_eq!(cluster.socket_dir(), cluster.dir().join("run"));
     assert!(cluster.socket_dir().join(".s.PGSQL.5432").exists());
     assert!(cluster.log_path().is_file());
-    assert_eq!(
-        cluster.display_url(),
-        format!("postgresql://postgres@/spine?host={}", cluster.socket_dir().display())
-    );
+    let url = cluster.display_url();
+    assert_eq!(url, format!("postgresql:///spine?host={}&user=postgres", cluster.socket_dir().display()));
     assert_eq!(select_one(&cluster).await, 1);
+    // The URL works as a DATABASE_URL.
+    let conn = PgConnection::connect(&url).await.expect("connect with display_url");
+    conn.close().await.unwrap();
 
     // The configured database exists and connect_options points at it.
     let mut conn = PgConnection::connect_with(&cluster.connect_options()).await.unwrap();
@@ -62,6 +63,44 @@ async fn second_call_attaches_to_the_running_cluster() {
     second.stop().await.expect("stop attached");
     assert_eq!(select_one(&first).await, 1);
     stop_and_check_gone(first).await;
+}
+
+#[tokio::test]
+async fn the_last_user_stops_a_shared_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A short command starts the cluster, a long-running one attaches, the short one finishes.
+    let starter = Cluster::attach_or_start(config(tmp.path())).await.expect("start");
+    assert!(starter.started_here());
+    let pid = starter.pid();
+    let attached = Cluster::attach_or_start(config(tmp.path())).await.expect("attach");
+    starter.stop().await.expect("stop by the starter");
+    assert_eq!(select_one(&attached).await, 1, "the starter must not stop a cluster someone else uses");
+    assert_eq!(attached.pid(), pid);
+    // The remaining user is the last one out: its stop shuts the server down.
+    stop_and_check_gone(attached).await;
+}
+
+#[tokio::test]
+async fn a_shared_cluster_outlives_a_crashed_starter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let starter = Cluster::attach_or_start(config(tmp.path())).await.expect("start");
+    let pid = starter.pid();
+    drop(starter); // as if the process died without stopping: the server stays up
+    let next = Cluster::attach_or_start(config(tmp.path())).await.expect("attach");
+    assert!(!next.started_here());
+    assert_eq!(next.pid(), pid);
+    stop_and_check_gone(next).await;
+}
+
+#[tokio::test]
+async fn a_tied_cluster_is_stopped_only_by_its_starter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tied = ClusterConfig { tied_to_process: true, ..config(tmp.path()) };
+    let starter = Cluster::attach_or_start(tied.clone()).await.expect("start");
+    let attached = Cluster::attach_or_start(tied).await.expect("attach");
+    attached.stop().await.expect("stop attached");
+    assert_eq!(select_one(&starter).await, 1);
+    stop_and_check_gone(starter).await;
 }
 
 #[tokio::test]
@@ -96,8 +135,7 @@ async fn stale_pid_file_with_dead_pid_does_not_block_start() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    let stale: Vec<String> =
-        std::iter::once(dead.to_string()).chain(real.lines().skip(1).map(str::to_owned)).collect();
+    let stale: Vec<String> = std::iter::once(dead.to_string()).chain(real.lines().skip(1).map(str::to_owned)).collect();
     std::fs::write(&pid_file, stale.join("\n") + "\n").unwrap();
 
     let cluster = Cluster::attach_or_start(config(tmp.path())).await.expect("start over stale pid file");
@@ -146,6 +184,7 @@ async fn deep_directory_uses_a_short_socket_dir() {
     let attached = Cluster::attach_or_start(config(&deep)).await.expect("attach");
     assert!(!attached.started_here());
     assert_eq!(attached.socket_dir(), socket_dir);
+    attached.stop().await.expect("stop attached");
     stop_and_check_gone(cluster).await;
     let _ = std::fs::remove_dir_all(&socket_dir);
 }

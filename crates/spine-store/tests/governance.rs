@@ -10,10 +10,7 @@ async fn violations(pool: &PgPool) -> Vec<Violation> {
 }
 
 async fn exec(pool: &PgPool, sql: &'static str) {
-    sqlx::raw_sql(sql)
-        .execute(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    sqlx::raw_sql(sql).execute(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// Runs `sql` on a fresh migrated database and asserts the check finds exactly `expected`.
@@ -35,30 +32,15 @@ async fn migrated_database_has_no_violations() {
     let db = spine_testkit::test_db().await;
     let snap = snapshot(&db.pool).await.unwrap();
     let report = Report::from_snapshot(&snap);
-    assert!(
-        report.is_clean(),
-        "the migrations violate governance:\n{}",
-        report.render_text()
-    );
+    assert!(report.is_clean(), "the migrations violate governance:\n{}", report.render_text());
     assert!(report.tables_checked >= 31, "{}", report.render_text());
     assert!(snap.registry_tables.len() >= 31);
-    let tenants = snap
-        .catalog_tables
-        .iter()
-        .find(|t| t.schema == "core" && t.name == "tenants");
+    let tenants = snap.catalog_tables.iter().find(|t| t.schema == "core" && t.name == "tenants");
     let tenants = tenants.expect("core.tenants in the catalog");
     assert!(tenants.rls_enabled);
-    let created = tenants
-        .columns
-        .iter()
-        .find(|c| c.name == "created_at")
-        .unwrap();
+    let created = tenants.columns.iter().find(|c| c.name == "created_at").unwrap();
     assert_eq!(created.data_type, "timestamp with time zone");
-    assert!(
-        snap.catalog_tables
-            .iter()
-            .any(|t| t.schema == "public" && t.name == "_sqlx_migrations")
-    );
+    assert!(snap.catalog_tables.iter().any(|t| t.schema == "public" && t.name == "_sqlx_migrations"));
 }
 
 #[tokio::test]
@@ -70,26 +52,15 @@ async fn missing_registry_reads_as_empty() {
     assert!(snap.registry_schemas.is_empty() && snap.registry_tables.is_empty());
     assert!(snap.registry_columns.is_empty());
     let found = check(&snap);
-    assert!(
-        found
-            .iter()
-            .any(|v| v.subject == "core.tenants" && v.rule == Rule::UnregisteredTable)
-    );
-    assert!(
-        found
-            .iter()
-            .all(|v| matches!(v.rule, Rule::UnregisteredTable | Rule::UnapprovedSchema))
-    );
+    assert!(found.iter().any(|v| v.subject == "core.tenants" && v.rule == Rule::UnregisteredTable));
+    assert!(found.iter().all(|v| matches!(v.rule, Rule::UnregisteredTable | Rule::UnapprovedSchema)));
 }
 
 #[tokio::test]
 async fn unregistered_singular_table() {
     expect(
         "CREATE TABLE core.widget (id uuid PRIMARY KEY)",
-        &[
-            ("core.widget", Rule::SingularTableName),
-            ("core.widget", Rule::UnregisteredTable),
-        ],
+        &[("core.widget", Rule::SingularTableName), ("core.widget", Rule::UnregisteredTable)],
     )
     .await;
 }
@@ -106,11 +77,8 @@ async fn unregistered_table_partitions_governed_through_parent() {
 
 #[tokio::test]
 async fn unregistered_column() {
-    expect(
-        "ALTER TABLE qiserver.hosts ADD COLUMN rack text",
-        &[("qiserver.hosts.rack", Rule::UnregisteredColumn)],
-    )
-    .await;
+    expect("ALTER TABLE qiserver.hosts ADD COLUMN rack text", &[("qiserver.hosts.rack", Rule::UnregisteredColumn)])
+        .await;
 }
 
 #[tokio::test]
@@ -126,20 +94,13 @@ async fn orphan_registry_table() {
 
 #[tokio::test]
 async fn orphan_registry_column() {
-    expect(
-        "ALTER TABLE qiserver.hosts DROP COLUMN os_name",
-        &[("qiserver.hosts.os_name", Rule::OrphanRegistryColumn)],
-    )
-    .await;
+    expect("ALTER TABLE qiserver.hosts DROP COLUMN os_name", &[("qiserver.hosts.os_name", Rule::OrphanRegistryColumn)])
+        .await;
 }
 
 #[tokio::test]
 async fn unapproved_schema() {
-    expect(
-        "CREATE SCHEMA docker",
-        &[("docker", Rule::UnapprovedSchema)],
-    )
-    .await;
+    expect("CREATE SCHEMA docker", &[("docker", Rule::UnapprovedSchema)]).await;
     let found = expect(
         "CREATE SCHEMA finance;
          SELECT qieos.register_schema('finance', 'finance', 'Money.', 'sensitive', false,
@@ -147,11 +108,7 @@ async fn unapproved_schema() {
         &[("finance", Rule::UnapprovedSchema)],
     )
     .await;
-    assert!(
-        found[0].explanation.contains("lots_of_money"),
-        "{}",
-        found[0]
-    );
+    assert!(found[0].explanation.contains("lots_of_money"), "{}", found[0]);
     expect(
         "CREATE SCHEMA finance;
          SELECT qieos.register_schema('finance', 'finance', 'Money.', 'sensitive', false,
@@ -167,10 +124,7 @@ async fn naming() {
         r#"CREATE TABLE core."Widgets" (id uuid PRIMARY KEY, "createdAt" timestamptz);
            SELECT qieos.register_table('core', 'Widgets', 'Widgets.', 'core', 'internal', 'runtime',
                                        '{"createdAt": "When."}');"#,
-        &[
-            ("core.Widgets", Rule::Naming),
-            ("core.Widgets.createdAt", Rule::Naming),
-        ],
+        &[("core.Widgets", Rule::Naming), ("core.Widgets.createdAt", Rule::Naming)],
     )
     .await;
 }
@@ -252,10 +206,7 @@ async fn plaintext_secret() {
            CREATE TABLE qiconnect.api_token_refs (id uuid PRIMARY KEY, token_ref text);
            SELECT qieos.register_table('qiconnect', 'api_token_refs', 'Where tokens are kept.', 'qiconnect',
                                        'sensitive', 'runtime', '{"token_ref": "Reference into qivault."}');"#,
-        &[
-            ("qiconnect.api_keys", Rule::PlaintextSecret),
-            ("qiconnect.api_keys.api_key", Rule::PlaintextSecret),
-        ],
+        &[("qiconnect.api_keys", Rule::PlaintextSecret), ("qiconnect.api_keys.api_key", Rule::PlaintextSecret)],
     )
     .await;
 }
@@ -288,9 +239,5 @@ async fn tenant_rls() {
 
 #[tokio::test]
 async fn public_schema() {
-    expect(
-        "CREATE TABLE public.things (id integer)",
-        &[("public.things", Rule::PublicSchema)],
-    )
-    .await;
+    expect("CREATE TABLE public.things (id integer)", &[("public.things", Rule::PublicSchema)]).await;
 }

@@ -117,9 +117,15 @@ const DIR_PREFIX: &str = "spine-testkit.";
 async fn start_private_cluster() -> Result<Cluster, String> {
     let tmp = std::env::temp_dir();
     sweep_orphaned_dirs(&tmp);
-    let dir = tmp.join(format!("{DIR_PREFIX}{}.{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let dir =
+        tmp.join(format!("{DIR_PREFIX}{}.{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]));
     std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let cfg = ClusterConfig { fast: true, database: "postgres".to_owned(), ..ClusterConfig::new(&dir) };
+    let cfg = ClusterConfig {
+        fast: true,
+        tied_to_process: true,
+        database: "postgres".to_owned(),
+        ..ClusterConfig::new(&dir)
+    };
     Cluster::attach_or_start(cfg).await.map_err(|e| e.to_string())
 }
 
@@ -148,7 +154,11 @@ async fn ensure_template(admin: &PgConnectOptions, template: &str) -> Result<(),
         move |e: sqlx::Error| format!("{what}: {e}")
     };
     let mut conn = PgConnection::connect_with(admin).await.map_err(sql_err("connecting to the server"))?;
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(LOCK_KEY).execute(&mut conn).await.map_err(sql_err("pg_advisory_lock"))?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut conn)
+        .await
+        .map_err(sql_err("pg_advisory_lock"))?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(template)
         .fetch_one(&mut conn)
@@ -178,7 +188,11 @@ async fn ensure_template(admin: &PgConnectOptions, template: &str) -> Result<(),
             sqlx::query(AssertSqlSafe(stmt.clone())).execute(&mut conn).await.map_err(sql_err(&stmt))?;
         }
     }
-    sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut conn).await.map_err(sql_err("pg_advisory_unlock"))?;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut conn)
+        .await
+        .map_err(sql_err("pg_advisory_unlock"))?;
     let _ = conn.close().await;
     Ok(())
 }

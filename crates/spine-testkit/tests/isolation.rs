@@ -9,8 +9,10 @@ async fn two_test_dbs_are_isolated() {
     assert_ne!(a.name, b.name);
 
     sqlx::query("CREATE TABLE only_in_a (id int)").execute(&a.pool).await.unwrap();
-    let in_a: Option<String> = sqlx::query_scalar("SELECT to_regclass('only_in_a')::text").fetch_one(&a.pool).await.unwrap();
-    let in_b: Option<String> = sqlx::query_scalar("SELECT to_regclass('only_in_a')::text").fetch_one(&b.pool).await.unwrap();
+    let in_a: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('only_in_a')::text").fetch_one(&a.pool).await.unwrap();
+    let in_b: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('only_in_a')::text").fetch_one(&b.pool).await.unwrap();
     assert_eq!(in_a.as_deref(), Some("only_in_a"));
     assert_eq!(in_b, None);
 
@@ -24,10 +26,8 @@ async fn databases_come_from_the_migrated_template() {
     let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&db.pool).await.unwrap();
     assert_eq!(one, 1);
     // Cloned from the template, so the migration bookkeeping is already there.
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(&db.pool).await.unwrap();
     assert_eq!(applied as usize, spine_store::migrate::MIGRATOR.iter().count());
     assert!(template_name().starts_with("spine_tpl_") && template_name().len() == "spine_tpl_".len() + 12);
 }

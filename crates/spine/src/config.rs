@@ -79,7 +79,7 @@ impl Default for Settings {
 
 impl Settings {
     /// Defaults, then the file (if given or `spine.toml` exists), then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
         match file {
             Some(f) => fig = fig.merge(Toml::file_exact(f)),
@@ -89,11 +89,12 @@ impl Settings {
         fig = fig
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
             .merge(Env::prefixed("SPINE_").split("__").ignore(&["PG_OS_USER"]));
-        fig.extract()
+        fig.extract().map_err(Box::new)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 

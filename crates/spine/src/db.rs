@@ -55,10 +55,10 @@ impl Database {
     /// Closes the pool and stops the private cluster if this process started it.
     pub async fn close(self) {
         self.pool.close().await;
-        if let Some(c) = self.cluster {
-            if let Err(e) = c.stop().await {
-                tracing::warn!(error = %e, "stopping the private cluster failed");
-            }
+        if let Some(c) = self.cluster
+            && let Err(e) = c.stop().await
+        {
+            tracing::warn!(error = %e, "stopping the private cluster failed");
         }
     }
 }

@@ -27,6 +27,7 @@ pub async fn tables(
     _auth: Auth,
     AppQuery(f): AppQuery<RegistryFilter>,
 ) -> ApiResult<Json<Vec<RegistryTable>>> {
+    f.validate()?;
     let mut tx = state.store.read_tx().await?;
     Ok(Json(registry::tables(&mut tx, f.schema.as_deref()).await?.into_iter().map(Into::into).collect()))
 }
@@ -40,6 +41,7 @@ pub async fn fields(
     _auth: Auth,
     AppQuery(f): AppQuery<RegistryFilter>,
 ) -> ApiResult<Json<Vec<RegistryField>>> {
+    f.validate()?;
     let mut tx = state.store.read_tx().await?;
     let rows = registry::fields(&mut tx, f.schema.as_deref(), f.table.as_deref()).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))

@@ -81,7 +81,10 @@ pub async fn create_key(
     let (name, scopes) = validate_key_request(&body)?;
     let t = {
         let mut sys = state.store.system_tx().await?;
-        let t = tenants::find(&mut sys, &tenant).await.map_err(|_| ApiError::not_found("tenant"))?;
+        let t = tenants::find(&mut sys, &tenant).await.map_err(|e| match e {
+            spine_store::StoreError::NotFound => ApiError::not_found("tenant"),
+            other => other.into(),
+        })?;
         sys.commit().await?;
         t
     };

@@ -19,9 +19,16 @@ use crate::middleware::RequestId;
 use crate::state::AppState;
 
 /// A hash of a random password, verified against when the email is unknown so that both failure
-/// paths cost the same.
-const DECOY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c3BpbmVkZWNveXNhbHQ$0Qm0pSCWn8C6W6bq6cBqSeKzpN2y6fS3LKl0o4Lh1r8";
+/// paths cost the same. Made once per process with the same parameters as real hashes.
+fn decoy_hash() -> String {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY
+        .get_or_init(|| {
+            let random = Secret::new(Uuid::new_v4().to_string());
+            hash_password(&random).unwrap_or_default()
+        })
+        .clone()
+}
 
 fn bad_credentials() -> ApiError {
     ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password")
@@ -42,21 +49,28 @@ pub async fn login(
 ) -> ApiResult<Json<Session>> {
     let password = Secret::new(body.password);
     let email = EmailAddress::parse(&body.email).ok();
-    let mut tx = state.store.system_tx().await?;
     let found = match &email {
-        Some(e) => users::find_for_login(&mut tx, e).await?,
+        Some(e) => {
+            let mut tx = state.store.system_tx().await?;
+            let found = users::find_for_login(&mut tx, e).await?;
+            tx.commit().await?;
+            found
+        }
         None => None,
     };
+    // The hash is checked with no connection held: a burst of sign-ins must not drain the pool.
     let (user, ok) = match found {
         Some((user, hash)) => {
             let ok = verify_blocking(password, hash).await;
             (Some(user), ok)
         }
         None => {
-            verify_blocking(password, DECOY_HASH.to_owned()).await;
+            let decoy = tokio::task::spawn_blocking(decoy_hash).await.unwrap_or_default();
+            verify_blocking(password, decoy).await;
             (None, false)
         }
     };
+    let mut tx = state.store.system_tx().await?;
     let user = match user {
         Some(u) if ok => u,
         other => {
@@ -88,12 +102,13 @@ pub async fn login(
                 None => return Err(ApiError::forbidden("membership in that tenant")),
             }
         }
-        None => memberships.first().cloned(),
+        // The oldest membership in an active tenant; a suspended one only if there is no other.
+        None => memberships.iter().find(|m| m.2 == "active").or(memberships.first()).cloned(),
     };
-    if let Some((_, _, status)) = &chosen {
-        if status != "active" {
-            return Err(ApiError::new(ErrorCode::TenantSuspended, "that tenant is suspended"));
-        }
+    if let Some((_, _, status)) = &chosen
+        && status != "active"
+    {
+        return Err(ApiError::new(ErrorCode::TenantSuspended, "that tenant is suspended"));
     }
     let now = Utc::now();
     let expires_at = now + state.config.session_ttl;

@@ -55,6 +55,11 @@ impl Layout {
     pub fn lock_file(&self) -> PathBuf {
         self.dir.join(".lock")
     }
+    /// Shared-locked by every process using the cluster (shared lifecycle).
+    pub fn users_file(&self) -> PathBuf {
+        self.dir.join(".users")
+    }
+
     pub fn pid_file(&self) -> PathBuf {
         self.data.join("postmaster.pid")
     }
@@ -78,7 +83,7 @@ pub(super) fn prepare(dir: &Path, user: Option<&OsUser>) -> Result<Layout, Embed
 
     let marker = dir.join("socket_dir");
     let socket_dir = if run.join(SOCKET_NAME).as_os_str().len() > MAX_SOCKET_PATH {
-        let short = std::env::temp_dir().join(format!("spine-pg-{:08x}", fnv1a32(dir.as_os_str().as_encoded_bytes())));
+        let short = Path::new("/tmp").join(format!("spine-pg-{:08x}", fnv1a32(dir.as_os_str().as_encoded_bytes())));
         own_dir(&short, 0o700, user)?;
         fs::write(&marker, format!("{}\n", short.display())).map_err(io_err("write", &marker))?;
         short

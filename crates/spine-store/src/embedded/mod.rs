@@ -45,12 +45,24 @@ pub struct ClusterConfig {
     /// Tests only: initdb `-N` and start with fsync, synchronous_commit and full_page_writes off.
     /// Data does not survive an OS crash.
     pub fast: bool,
+    /// Tests only: the server dies with the process that started it (PR_SET_PDEATHSIG), and only
+    /// that process stops it. Otherwise (the default) the cluster is shared: every process using
+    /// it holds a shared lock on `dir/.users`, and whichever stops last shuts the server down,
+    /// so a short CLI command never pulls the cluster from under a `spine up` that attached to it.
+    pub tied_to_process: bool,
 }
 
 impl ClusterConfig {
     /// Defaults for `dir`: no overrides, database `spine`, durable.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), os_user: None, bin_dir: None, database: "spine".to_owned(), fast: false }
+        Self {
+            dir: dir.into(),
+            os_user: None,
+            bin_dir: None,
+            database: "spine".to_owned(),
+            fast: false,
+            tied_to_process: false,
+        }
     }
 }
 
@@ -68,6 +80,8 @@ pub struct Cluster {
     pid: u32,
     /// `Some` when this process started the postmaster.
     postmaster: Option<Postmaster>,
+    /// Shared lifecycle: our shared lock on `dir/.users` (see [`ClusterConfig::tied_to_process`]).
+    users: Option<std::fs::File>,
 }
 
 impl Cluster {
@@ -79,13 +93,17 @@ impl Cluster {
         let user = layout::run_as_user(cfg.os_user.as_deref())?;
         let layout = layout::prepare(&cfg.dir, user.as_ref())?;
         let _lock = lock(&layout).await?;
-        let cluster = match probe(&layout).await? {
+        let mut cluster = match probe(&layout).await? {
             Some(pid) => {
                 tracing::info!(dir = %layout.dir.display(), pid, "attached to running PostgreSQL");
-                Cluster { layout, database: cfg.database.clone(), pid, postmaster: None }
+                Cluster { layout, database: cfg.database.clone(), pid, postmaster: None, users: None }
             }
             None => start(&cfg, layout, user.as_ref()).await?,
         };
+        if !cfg.tied_to_process {
+            // Taken while holding the start lock, which every stopper holds too: no race with a stop.
+            cluster.users = Some(users_lock(&cluster.layout)?);
+        }
         cluster.ensure_database().await?;
         Ok(cluster)
     }
@@ -100,7 +118,9 @@ impl Cluster {
         socket_options(&self.layout.socket_dir).database("postgres")
     }
 
-    /// A psql-compatible URL, e.g. `postgresql://postgres@/spine?host=/abs/data/pg/run`.
+    /// A URL for psql and for DATABASE_URL, e.g.
+    /// `postgresql:///spine?host=/abs/data/pg/run&user=postgres`. (The shorter
+    /// `postgresql://postgres@/spine?host=…` works in psql, but sqlx rejects it: "empty host".)
     pub fn display_url(&self) -> String {
         let host: String = self
             .layout
@@ -112,7 +132,7 @@ impl Cluster {
                 _ => format!("%{b:02X}"),
             })
             .collect();
-        format!("postgresql://{SUPERUSER}@/{}?host={host}", self.database)
+        format!("postgresql:///{}?host={host}&user={SUPERUSER}", self.database)
     }
 
     /// Whether this process started the postmaster (and [`Cluster::stop`] will stop it).
@@ -154,9 +174,27 @@ impl Cluster {
         }
     }
 
-    /// Clean (fast) shutdown if this process started the cluster; no-op when attached. Waits for
-    /// the postmaster to exit (SIGINT, then SIGQUIT after 60 s).
+    /// Tied to the process: clean (fast) shutdown if this process started the cluster, no-op when
+    /// attached. Shared: shuts the server down if no other process is using it, whoever started
+    /// it. Waits for the postmaster to exit (SIGINT, then SIGQUIT after 60 s).
     pub async fn stop(mut self) -> Result<(), EmbeddedError> {
+        if let Some(users) = self.users.take() {
+            let _start_lock = lock(&self.layout).await?;
+            drop(users);
+            let Some(_last) = try_users_lock_exclusive(&self.layout)? else {
+                tracing::info!(dir = %self.layout.dir.display(), "PostgreSQL left running: other processes use it");
+                if let Some(pm) = self.postmaster.take() {
+                    pm.detach();
+                }
+                return Ok(());
+            };
+            match self.postmaster.take() {
+                Some(pm) => pm.shutdown(STOP_GRACE).await?,
+                None => postmaster::shutdown_pid(self.pid, &self.layout.data, STOP_GRACE).await?,
+            }
+            tracing::info!(dir = %self.layout.dir.display(), "PostgreSQL stopped");
+            return Ok(());
+        }
         match self.postmaster.take() {
             Some(pm) => {
                 pm.shutdown(STOP_GRACE).await?;
@@ -193,11 +231,43 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
-    /// A cluster dropped without [`Cluster::stop`] gets a fast shutdown request (not awaited).
+    /// Tied to the process: a cluster dropped without [`Cluster::stop`] gets a fast shutdown
+    /// request (not awaited). Shared: it is left running for the next user.
     fn drop(&mut self) {
-        if let Some(pm) = &self.postmaster {
+        if let Some(pm) = &self.postmaster
+            && self.users.is_none()
+        {
             pm.request_shutdown();
         }
+    }
+}
+
+/// A shared lock on `dir/.users`, held for as long as this process uses the cluster.
+fn users_lock(layout: &Layout) -> Result<std::fs::File, EmbeddedError> {
+    let path = layout.users_file();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    file.lock_shared().map_err(io_err("lock", &path))?;
+    Ok(file)
+}
+
+/// The exclusive lock on `dir/.users` if no other process holds it shared.
+fn try_users_lock_exclusive(layout: &Layout) -> Result<Option<std::fs::File>, EmbeddedError> {
+    let path = layout.users_file();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err("lock", &path)(e)),
     }
 }
 
@@ -293,11 +363,11 @@ async fn start(cfg: &ClusterConfig, layout: Layout, user: Option<&OsUser>) -> Re
         }
     }
 
-    let (pm, log_offset) = postmaster::spawn(&layout, &bin_dir, user, cfg.fast).await?;
+    let (pm, log_offset) = postmaster::spawn(&layout, &bin_dir, user, cfg.fast, cfg.tied_to_process).await?;
     let admin = socket_options(&layout.socket_dir).database("postgres");
     let ready = postmaster::wait_ready(&admin, START_TIMEOUT, || pm.exit_status(), Some(pm.exit_receiver())).await;
     let pid = pm.pid;
-    let cluster = Cluster { layout, database: cfg.database.clone(), pid, postmaster: Some(pm) };
+    let cluster = Cluster { layout, database: cfg.database.clone(), pid, postmaster: Some(pm), users: None };
     match ready {
         Ok(()) => {
             tracing::info!(dir = %cluster.layout.dir.display(), pid, "PostgreSQL started");

@@ -95,6 +95,7 @@ pub(super) async fn spawn(
     bin_dir: &Path,
     user: Option<&OsUser>,
     fast: bool,
+    tied_to_process: bool,
 ) -> Result<(Postmaster, u64), EmbeddedError> {
     let mut log = fs::OpenOptions::new()
         .create(true)
@@ -121,7 +122,9 @@ pub(super) async fn spawn(
     }
     // Own process group: a terminal's Ctrl-C goes to Spine, which then stops the cluster itself.
     cmd.stdin(Stdio::null()).stdout(log_out).stderr(log).process_group(0);
-    sys::die_with_parent(&mut cmd);
+    if tied_to_process {
+        sys::die_with_parent(&mut cmd);
+    }
 
     let (pid_tx, pid_rx) = oneshot::channel();
     let (exit_tx, exit_rx) = watch::channel(None);
@@ -187,12 +190,37 @@ impl Postmaster {
         Err(EmbeddedError::StopTimeout { pid: self.pid, secs: grace.as_secs() + 10 })
     }
 
+    /// Leaves the server running after this process is gone (shared lifecycle).
+    pub fn detach(self) {}
+
     /// Best-effort fast shutdown without waiting (for Drop).
     pub fn request_shutdown(&self) {
         if self.exit_status().is_none() {
             let _ = sys::signal(self.pid, sys::SIGINT);
         }
     }
+}
+
+/// Stops a postmaster this process did not start: fast shutdown, then immediate after `grace`.
+/// A non-child cannot be waited on, so this polls for the process to disappear.
+pub(super) async fn shutdown_pid(pid: u32, data: &Path, grace: Duration) -> Result<(), EmbeddedError> {
+    for (sig, wait) in [(sys::SIGINT, grace), (sys::SIGQUIT, Duration::from_secs(10))] {
+        if !super::layout::is_live_postmaster(pid, data) {
+            return Ok(());
+        }
+        let _ = sys::signal(pid, sig);
+        let deadline = Instant::now() + wait;
+        let mut delay = Duration::from_millis(5);
+        while Instant::now() < deadline {
+            if !super::layout::is_live_postmaster(pid, data) {
+                return Ok(());
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(100));
+        }
+        tracing::warn!(pid, signal = sig, "PostgreSQL did not stop in time");
+    }
+    Err(EmbeddedError::StopTimeout { pid, secs: grace.as_secs() + 10 })
 }
 
 /// Why a server did not become ready.

@@ -46,8 +46,12 @@ pub async fn list(tx: &mut SystemTx) -> Result<Vec<Tenant>, StoreError> {
         .await?)
 }
 
+/// By id or slug; `NotFound` for anything that is neither (without asking the database).
 pub async fn find(tx: &mut SystemTx, id_or_slug: &str) -> Result<Tenant, StoreError> {
     let id = Uuid::parse_str(id_or_slug).ok();
+    if id.is_none() && TenantSlug::parse(id_or_slug).is_err() {
+        return Err(StoreError::NotFound);
+    }
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM core.tenants WHERE id = $1 OR slug = $2")))
         .bind(id)
         .bind(id_or_slug)

@@ -106,10 +106,10 @@ pub fn session_signer(settings: &Settings) -> Result<SessionSigner, CliError> {
 }
 
 fn load_or_create_key(path: &Path) -> Result<Vec<u8>, CliError> {
-    if let Ok(k) = std::fs::read(path) {
-        if k.len() >= 32 {
-            return Ok(k);
-        }
+    if let Ok(k) = std::fs::read(path)
+        && k.len() >= 32
+    {
+        return Ok(k);
     }
     let fail = |e: std::io::Error| CliError::failed(format!("session key {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
