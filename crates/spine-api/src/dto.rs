@@ -19,6 +19,35 @@ pub struct CreateTenant {
     pub integrations_enabled: bool,
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Allowlist flag for integrations.
+    #[serde(default)]
+    pub integrations_enabled: Option<bool>,
+    /// `active` or `suspended`; a suspended tenant's credentials are refused.
+    #[serde(default)]
+    pub status: Option<TenantStatus>,
+}
+
+#[derive(Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Tenant {
     pub id: Uuid,

@@ -10,7 +10,7 @@ mod state;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 
 pub use state::{ApiConfig, AppState};
 
@@ -18,6 +18,7 @@ pub use state::{ApiConfig, AppState};
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/tenants", post(routes::tenants::create).get(routes::tenants::list))
+        .route("/tenants/{tenant}", patch(routes::tenants::update))
         .route("/tenants/{tenant}/keys", post(routes::tenants::create_key))
         .route("/tenant", get(routes::tenants::current))
         .route("/auth/login", post(routes::users::login))

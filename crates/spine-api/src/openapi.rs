@@ -12,7 +12,7 @@ use crate::routes;
     info(title = "Spine API", description = "The integration spine of QiOS. Errors use one body shape: {code, message, details}; codes are listed in docs/errors.md."),
     paths(
         routes::health::healthz, routes::health::readyz,
-        routes::tenants::create, routes::tenants::list, routes::tenants::create_key, routes::tenants::current,
+        routes::tenants::create, routes::tenants::list, routes::tenants::update, routes::tenants::create_key, routes::tenants::current,
         routes::users::login, routes::users::create, routes::users::list,
         routes::keys::create, routes::keys::list, routes::keys::revoke,
         routes::whoami::whoami,

@@ -70,6 +70,24 @@ pub enum TenantCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Change a tenant: name, integrations allowlist flag, suspension.
+    Update {
+        /// Tenant id or slug.
+        tenant: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Allow (true) or refuse (false) integrations for the tenant.
+        #[arg(long)]
+        integrations: Option<bool>,
+        /// Refuse every credential of the tenant.
+        #[arg(long, conflicts_with = "activate")]
+        suspend: bool,
+        /// Undo a suspension.
+        #[arg(long)]
+        activate: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// List tenants.
     List {
         #[arg(long)]

@@ -90,6 +90,19 @@ async fn with_database(db: &Database, command: Command) -> Result<ExitCode, CliE
             let t = commands::admin::tenant_create(&store, &slug, name.as_deref(), integrations).await?;
             commands::admin::print_tenants(&[t], json);
         }
+        Command::Tenant(TenantCmd::Update { tenant, name, integrations, suspend, activate, json }) => {
+            migrate().await?;
+            let status = if suspend {
+                Some("suspended")
+            } else if activate {
+                Some("active")
+            } else {
+                None
+            };
+            let update = commands::admin::TenantUpdate { name: name.as_deref(), integrations, status };
+            let t = commands::admin::tenant_update(&store, &tenant, update).await?;
+            commands::admin::print_tenants(&[t], json);
+        }
         Command::Tenant(TenantCmd::List { json }) => {
             migrate().await?;
             commands::admin::print_tenants(&commands::admin::tenant_list(&store).await?, json);

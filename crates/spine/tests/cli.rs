@@ -49,6 +49,39 @@ fn commands_start_and_stop_the_cluster_when_up_is_not_running() {
     let out = env.run(&["governance", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).starts_with("0 violations"), "{}", text(&out.stdout));
+
+    let out = env.run(&["tenant", "create", "acme", "--name", "Acme Ltd", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = env.run(&["tenant", "update", "acme", "--integrations", "true", "--suspend", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((t[0]["integrations_enabled"].as_bool(), t[0]["status"].as_str()), (Some(true), Some("suspended")));
+    let out = env.run(&["key", "create", "--tenant", "acme", "--name", "ops", "--scope", "records:read", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(k["key"].as_str().unwrap().starts_with("sak_"));
+    let out = env.run(&["key", "list", "--tenant", "acme", "--json"]);
+    let listed = text(&out.stdout);
+    assert!(listed.contains(k["prefix"].as_str().unwrap()) && !listed.contains(k["key"].as_str().unwrap()));
+    let out = env.run(&["key", "revoke", k["prefix"].as_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = env.run(&["key", "create", "--tenant", "acme", "--name", "x", "--scope", "write"]);
+    assert_eq!(out.status.code(), Some(2), "unknown scope is a usage error");
+    assert!(text(&out.stderr).contains("known scopes"), "{}", text(&out.stderr));
+    let out = env
+        .spine()
+        .args(["user", "create", "--tenant", "acme", "--email", "ann@example.org", "--name", "Ann"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"a long enough password\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let out = env.run(&["governance", "check", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["violations"].as_array().unwrap().len(), 0);

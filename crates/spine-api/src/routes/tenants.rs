@@ -8,7 +8,7 @@ use spine_core::ids::TenantId;
 use spine_core::names::{DisplayName, TenantSlug};
 use spine_store::repos::{audit, keys, tenants};
 
-use crate::dto::{ApiKey, CreateKey, CreateTenant, CreatedKey, Tenant};
+use crate::dto::{ApiKey, CreateKey, CreateTenant, CreatedKey, Tenant, UpdateTenant};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AppJson, AppPath, Auth};
 use crate::middleware::RequestId;
@@ -94,6 +94,56 @@ pub async fn create_key(
     crate::routes::keys::audit_key(&mut tx, &auth, "api_key.create", &row.key_prefix, rid).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key: key.key.expose().clone(), info: ApiKey::from(row) })))
+}
+
+/// Change a tenant: display name, integrations allowlist flag, status (service role or platform admin).
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", request_body = UpdateTenant,
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses((status = 200, body = Tenant), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth,
+    Extension(rid): Extension<RequestId>,
+    AppPath(tenant): AppPath<String>,
+    AppJson(body): AppJson<UpdateTenant>,
+) -> ApiResult<Json<Tenant>> {
+    auth.require_platform()?;
+    let name = body.display_name.as_deref().map(|n| DisplayName::parse("display_name", n)).transpose()?;
+    let mut tx = state.store.system_tx().await?;
+    let t = tenants::find(&mut tx, &tenant).await.map_err(|e| match e {
+        spine_store::StoreError::NotFound => ApiError::not_found("tenant"),
+        other => other.into(),
+    })?;
+    let changes = tenants::TenantChanges {
+        display_name: name.as_ref(),
+        integrations_enabled: body.integrations_enabled,
+        status: body.status.map(|s| s.as_str()),
+    };
+    let t = tenants::update(&mut tx, t.id, changes, &auth.0.actor_ref()).await?;
+    let (kind, id) = auth.0.actor();
+    audit::record(
+        tx.conn(),
+        audit::AuditEvent {
+            tenant: Some(TenantId(t.id)),
+            actor_kind: kind,
+            actor_id: Some(id),
+            action: "tenant.update",
+            success: true,
+            target_kind: Some("tenant"),
+            target_id: Some(t.id.to_string()),
+            request_id: Some(rid.0),
+            details: serde_json::json!({
+                "integrations_enabled": body.integrations_enabled,
+                "status": body.status.map(|s| s.as_str()),
+                "display_name_changed": body.display_name.is_some(),
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(t.into()))
 }
 
 /// The caller's own tenant.

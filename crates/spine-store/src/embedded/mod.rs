@@ -242,15 +242,15 @@ impl Drop for Cluster {
     }
 }
 
+/// Opens (creating it if needed) a file used only for its lock.
+fn open_lock_file(path: &Path) -> Result<std::fs::File, EmbeddedError> {
+    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io_err("open", path))
+}
+
 /// A shared lock on `dir/.users`, held for as long as this process uses the cluster.
 fn users_lock(layout: &Layout) -> Result<std::fs::File, EmbeddedError> {
     let path = layout.users_file();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err("open", &path))?;
+    let file = open_lock_file(&path)?;
     file.lock_shared().map_err(io_err("lock", &path))?;
     Ok(file)
 }
@@ -258,12 +258,7 @@ fn users_lock(layout: &Layout) -> Result<std::fs::File, EmbeddedError> {
 /// The exclusive lock on `dir/.users` if no other process holds it shared.
 fn try_users_lock_exclusive(layout: &Layout) -> Result<Option<std::fs::File>, EmbeddedError> {
     let path = layout.users_file();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err("open", &path))?;
+    let file = open_lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -292,12 +287,7 @@ fn socket_options(socket_dir: &Path) -> PgConnectOptions {
 async fn lock(layout: &Layout) -> Result<std::fs::File, EmbeddedError> {
     let path = layout.lock_file();
     tokio::task::spawn_blocking(move || {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
+        let file = open_lock_file(&path)?;
         file.lock().map_err(io_err("lock", &path))?;
         Ok(file)
     })

@@ -67,3 +67,29 @@ pub async fn current(tx: &mut TenantTx) -> Result<Tenant, StoreError> {
         .await?
         .ok_or(StoreError::NotFound)
 }
+
+/// Changes to a tenant; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct TenantChanges<'a> {
+    pub display_name: Option<&'a DisplayName>,
+    pub integrations_enabled: Option<bool>,
+    /// `active` or `suspended`.
+    pub status: Option<&'a str>,
+}
+
+pub async fn update(tx: &mut SystemTx, id: Uuid, c: TenantChanges<'_>, updated_by: &str) -> Result<Tenant, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE core.tenants SET display_name = coalesce($2, display_name),
+                integrations_enabled = coalesce($3, integrations_enabled), status = coalesce($4, status), updated_by = $5
+         WHERE id = $1 RETURNING {COLS}"
+    )))
+    .bind(id)
+    .bind(c.display_name.map(|d| d.as_str()))
+    .bind(c.integrations_enabled)
+    .bind(c.status)
+    .bind(updated_by)
+    .fetch_optional(tx.conn())
+    .await
+    .map_err(|e| StoreError::on_constraint(e, "tenant"))?
+    .ok_or(StoreError::NotFound)
+}

@@ -54,6 +54,27 @@ pub async fn tenant_create(
     Ok(t)
 }
 
+pub struct TenantUpdate<'a> {
+    pub name: Option<&'a str>,
+    pub integrations: Option<bool>,
+    pub status: Option<&'a str>,
+}
+
+pub async fn tenant_update(store: &Store, tenant: &str, u: TenantUpdate<'_>) -> Result<tenants::Tenant, CliError> {
+    let name = u.name.map(|n| DisplayName::parse("name", n)).transpose()?;
+    let t = find_tenant(store, tenant).await?;
+    let mut tx = store.system_tx().await?;
+    let changes =
+        tenants::TenantChanges { display_name: name.as_ref(), integrations_enabled: u.integrations, status: u.status };
+    let t = tenants::update(&mut tx, t.id, changes, ACTOR).await?;
+    let mut e = event(Some(TenantId(t.id)), "tenant.update", "tenant", t.id.to_string());
+    e.details =
+        json!({ "integrations_enabled": u.integrations, "status": u.status, "display_name_changed": u.name.is_some() });
+    audit::record(tx.conn(), e).await?;
+    tx.commit().await?;
+    Ok(t)
+}
+
 pub fn print_tenants(rows: &[tenants::Tenant], json: bool) {
     if json {
         let v: Vec<_> = rows
