@@ -51,6 +51,14 @@ fn canary_secrets_never_reach_logs_or_responses() {
     let (status, log) = up.terminate();
     assert!(status.success());
     assert!(log.contains("request finished"), "requests should be logged: {log}");
+    // Request spans carry the request id, and the tenant once the caller is authenticated.
+    let whoami_line = log
+        .lines()
+        .find(|l| l.contains("request finished") && l.contains("/v1/whoami"))
+        .expect("a logged whoami request");
+    let line: serde_json::Value = serde_json::from_str(whoami_line).expect("JSON log line");
+    assert!(line["span"]["request_id"].as_str().is_some_and(|s| !s.is_empty()), "{whoami_line}");
+    assert!(line["span"]["tenant_id"].as_str().is_some_and(|s| s.len() == 36), "{whoami_line}");
 
     // `config show` masks secrets given in the environment.
     let shown = env
