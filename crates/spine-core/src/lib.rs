@@ -5,5 +5,6 @@ pub mod auth;
 pub mod error_code;
 pub mod governance;
 pub mod ids;
+pub mod jobs;
 pub mod names;
 pub mod secret;

@@ -7,6 +7,7 @@ pub mod embedded;
 mod error;
 pub mod governance;
 pub mod migrate;
+pub mod queue;
 pub mod repos;
 mod scope;
 

@@ -1,0 +1,174 @@
+//! Enqueueing, inside the caller's transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use spine_core::ids::TenantId;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// A job to enqueue. `kind` selects the handler; `payload` is its versioned tagged JSON.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub tenant: TenantId,
+    pub kind: String,
+    pub payload: Value,
+    pub priority: i16,
+    /// Not before this time (default: now).
+    pub run_at: Option<DateTime<Utc>>,
+    pub max_attempts: i32,
+    /// At most one unfinished job per (tenant, kind, dedupe_key).
+    pub dedupe_key: Option<String>,
+    pub file_id: Option<Uuid>,
+    pub import_batch_id: Option<Uuid>,
+    pub parent_job_id: Option<Uuid>,
+    pub schedule_id: Option<Uuid>,
+}
+
+impl NewJob {
+    pub fn new(tenant: TenantId, kind: impl Into<String>, payload: Value) -> Self {
+        Self {
+            tenant,
+            kind: kind.into(),
+            payload,
+            priority: 0,
+            run_at: None,
+            max_attempts: 10,
+            dedupe_key: None,
+            file_id: None,
+            import_batch_id: None,
+            parent_job_id: None,
+            schedule_id: None,
+        }
+    }
+}
+
+/// The result of an enqueue: a new job, or the unfinished job that already holds the dedupe key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    New(Uuid),
+    Duplicate(Uuid),
+}
+
+impl Enqueued {
+    pub fn id(self) -> Uuid {
+        match self {
+            Enqueued::New(id) | Enqueued::Duplicate(id) => id,
+        }
+    }
+}
+
+/// Enqueues one job on `conn` (the caller's transaction) and notifies idle workers at commit.
+pub async fn enqueue(conn: &mut sqlx::PgConnection, job: &NewJob) -> Result<Enqueued, StoreError> {
+    let ids = enqueue_many(conn, std::slice::from_ref(job)).await?;
+    Ok(ids[0])
+}
+
+/// Enqueues many jobs with one INSERT; results are in input order.
+pub async fn enqueue_many(conn: &mut sqlx::PgConnection, jobs: &[NewJob]) -> Result<Vec<Enqueued>, StoreError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = jobs.len();
+    let mut id = Vec::with_capacity(n);
+    let (mut tenant, mut kind, mut payload, mut priority, mut run_at, mut max_attempts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut dedupe, mut file, mut batch, mut parent, mut schedule) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for j in jobs {
+        id.push(Uuid::now_v7());
+        tenant.push(j.tenant.as_uuid());
+        kind.push(j.kind.as_str());
+        payload.push(&j.payload);
+        priority.push(j.priority);
+        run_at.push(j.run_at);
+        max_attempts.push(j.max_attempts);
+        dedupe.push(j.dedupe_key.as_deref());
+        file.push(j.file_id);
+        batch.push(j.import_batch_id);
+        parent.push(j.parent_job_id);
+        schedule.push(j.schedule_id);
+    }
+    let inserted: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+        "INSERT INTO qiserver.jobs (id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key,
+                                    file_id, import_batch_id, parent_job_id, schedule_id)
+         SELECT id, tenant_id, kind, payload, priority, coalesce(run_at, now()), max_attempts, dedupe_key,
+                file_id, import_batch_id, parent_job_id, schedule_id
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::int2[], $6::timestamptz[], $7::int4[],
+                     $8::text[], $9::uuid[], $10::uuid[], $11::uuid[], $12::uuid[])
+              AS t(id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key, file_id,
+                   import_batch_id, parent_job_id, schedule_id)
+         ON CONFLICT (tenant_id, kind, dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running', 'failed')
+         DO NOTHING
+         RETURNING id, parent_job_id",
+    )
+    .bind(&id)
+    .bind(&tenant)
+    .bind(&kind)
+    .bind(&payload)
+    .bind(&priority)
+    .bind(&run_at)
+    .bind(&max_attempts)
+    .bind(&dedupe)
+    .bind(&file)
+    .bind(&batch)
+    .bind(&parent)
+    .bind(&schedule)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| StoreError::on_constraint(e, "job"))?;
+
+    let parents: Vec<Uuid> = inserted.iter().filter_map(|(_, p)| *p).collect();
+    if !parents.is_empty() {
+        sqlx::query(
+            "UPDATE qiserver.jobs p SET children_total = p.children_total + c.n
+             FROM (SELECT x AS id, count(*) AS n FROM unnest($1::uuid[]) AS x GROUP BY x) c WHERE p.id = c.id",
+        )
+        .bind(&parents)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("SELECT pg_notify($1, '')").bind(super::CHANNEL).execute(&mut *conn).await?;
+
+    let fresh: std::collections::HashSet<Uuid> = inserted.iter().map(|(i, _)| *i).collect();
+    let mut out = Vec::with_capacity(n);
+    for (i, j) in jobs.iter().enumerate() {
+        if fresh.contains(&id[i]) {
+            out.push(Enqueued::New(id[i]));
+            continue;
+        }
+        // Lost to the dedupe key: report the job that holds it.
+        let existing: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM qiserver.jobs WHERE tenant_id = $1 AND kind = $2 AND dedupe_key = $3
+             AND state IN ('queued', 'running', 'failed')",
+        )
+        .bind(j.tenant.as_uuid())
+        .bind(&j.kind)
+        .bind(&j.dedupe_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match existing {
+            Some(e) => out.push(Enqueued::Duplicate(e)),
+            // The same key twice in this very batch: the first one won.
+            None => out.push(Enqueued::Duplicate(
+                jobs[..i]
+                    .iter()
+                    .position(|p| p.tenant == j.tenant && p.kind == j.kind && p.dedupe_key == j.dedupe_key)
+                    .map(|p| id[p])
+                    .unwrap_or(id[i]),
+            )),
+        }
+    }
+    Ok(out)
+}

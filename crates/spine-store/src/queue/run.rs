@@ -1,0 +1,258 @@
+//! The worker side: claim, heartbeat, finish (in batches) and reap lapsed leases.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use spine_core::jobs::{ErrorClass, JobState};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub kind: String,
+    pub payload: Value,
+    /// The number of this attempt (1-based).
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    /// The database's clock at the claim.
+    pub started_at: DateTime<Utc>,
+    pub file_id: Option<Uuid>,
+    pub import_batch_id: Option<Uuid>,
+    pub parent_job_id: Option<Uuid>,
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Claims up to `limit` due jobs (optionally only of `kinds`) in one statement, leasing them to
+/// `worker` for `lease`. Concurrent claimers skip each other's rows.
+pub async fn claim(
+    pool: &PgPool,
+    worker: &str,
+    kinds: Option<&[String]>,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    Ok(sqlx::query_as(
+        "WITH due AS (
+             SELECT id FROM qiserver.jobs
+             WHERE state IN ('queued', 'failed') AND run_at <= now() AND ($2::text[] IS NULL OR kind = ANY($2))
+             ORDER BY priority DESC, run_at, id
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED)
+         UPDATE qiserver.jobs j
+         SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,
+             lease_expires_at = now() + make_interval(secs => $4), started_at = now()
+         FROM due WHERE j.id = due.id
+         RETURNING j.id, j.tenant_id, j.kind, j.payload, j.attempts, j.max_attempts, j.run_at, j.started_at,
+                   j.file_id, j.import_batch_id, j.parent_job_id",
+    )
+    .bind(worker)
+    .bind(kinds)
+    .bind(limit)
+    .bind(secs(lease))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Extends the leases `worker` holds on `ids`; returns the ids it still holds.
+pub async fn heartbeat(pool: &PgPool, worker: &str, ids: &[Uuid], lease: Duration) -> Result<Vec<Uuid>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        "UPDATE qiserver.jobs SET lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = ANY($2) AND state = 'running' AND lease_owner = $1 RETURNING id",
+    )
+    .bind(worker)
+    .bind(ids)
+    .bind(secs(lease))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Finish {
+    Succeeded,
+    /// Failed; retry at `retry_at`.
+    Failed {
+        class: ErrorClass,
+        message: String,
+        retry_at: DateTime<Utc>,
+    },
+    /// Failed for good (class not retryable, or attempts used up).
+    Quarantined {
+        class: ErrorClass,
+        message: String,
+    },
+    /// Handed back unfinished at shutdown: queued again, the attempt not counted.
+    Released,
+}
+
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub id: Uuid,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: Finish,
+}
+
+/// Records many attempt results in one transaction (job rows, attempt rows, parents' child
+/// counts). Only results whose job `worker` still holds at that attempt are applied; returns the
+/// ids applied. A result lost before this commits is simply retried after the lease lapses.
+pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<Vec<Uuid>, StoreError> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = batch.len();
+    let (mut id, mut attempt, mut started, mut ended) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut state, mut run_at, mut class, mut message, mut outcome) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for f in batch {
+        id.push(f.id);
+        attempt.push(f.attempt);
+        started.push(f.started_at);
+        ended.push(f.finished_at);
+        let (s, r, c, m, o): (JobState, Option<DateTime<Utc>>, Option<&str>, Option<&str>, &str) = match &f.outcome {
+            Finish::Succeeded => (JobState::Succeeded, None, None, None, "succeeded"),
+            Finish::Failed { class, message, retry_at } => {
+                (JobState::Failed, Some(*retry_at), Some(class.as_str()), Some(message), "failed")
+            }
+            Finish::Quarantined { class, message } => {
+                (JobState::Quarantined, None, Some(class.as_str()), Some(message), "quarantined")
+            }
+            Finish::Released => (JobState::Queued, Some(f.finished_at), None, None, "released"),
+        };
+        state.push(s.as_str());
+        run_at.push(r);
+        class.push(c);
+        message.push(m.map(clean_message));
+        outcome.push(o);
+    }
+    let mut tx = pool.begin().await?;
+    let done: Vec<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
+        "WITH d AS (
+             SELECT * FROM unnest($2::uuid[], $3::int4[], $4::timestamptz[], $5::timestamptz[], $6::text[],
+                                  $7::timestamptz[], $8::text[], $9::text[], $10::text[])
+                  AS d(id, attempt, started_at, finished_at, state, run_at, error_class, error_message, outcome)),
+         u AS (
+             UPDATE qiserver.jobs j
+             SET state = d.state, run_at = coalesce(d.run_at, j.run_at), lease_owner = NULL, lease_expires_at = NULL,
+                 attempts = CASE WHEN d.outcome = 'released' THEN j.attempts - 1 ELSE j.attempts END,
+                 last_error_class = CASE WHEN d.outcome = 'released' THEN j.last_error_class ELSE d.error_class END,
+                 last_error_message = CASE WHEN d.outcome = 'released' THEN j.last_error_message ELSE d.error_message END,
+                 finished_at = CASE WHEN d.state IN ('succeeded', 'quarantined') THEN d.finished_at END
+             FROM d
+             WHERE j.id = d.id AND j.state = 'running' AND j.lease_owner = $1 AND j.attempts = d.attempt
+             RETURNING j.id, j.tenant_id, j.parent_job_id, d.attempt, d.started_at, d.finished_at, d.outcome,
+                       d.error_class, d.error_message, j.state),
+         a AS (
+             INSERT INTO qiserver.job_attempts (tenant_id, job_id, attempt, worker_id, started_at, finished_at, outcome,
+                                               error_class, error_message, duration_ms)
+             SELECT tenant_id, id, attempt, $1, started_at, finished_at, outcome, error_class, error_message,
+                    greatest(0, floor(extract(epoch FROM finished_at - started_at) * 1000))::int
+             FROM u)
+         SELECT id, parent_job_id, state FROM u",
+    )
+    .bind(worker)
+    .bind(&id)
+    .bind(&attempt)
+    .bind(&started)
+    .bind(&ended)
+    .bind(&state)
+    .bind(&run_at)
+    .bind(&class)
+    .bind(&message)
+    .bind(&outcome)
+    .fetch_all(&mut *tx)
+    .await?;
+    update_parents(&mut tx, &done).await?;
+    tx.commit().await?;
+    Ok(done.into_iter().map(|(id, _, _)| id).collect())
+}
+
+/// Children that ended (succeeded, or quarantined/cancelled) count towards their parent.
+pub(super) async fn update_parents(
+    conn: &mut sqlx::PgConnection,
+    ended: &[(Uuid, Option<Uuid>, String)],
+) -> Result<(), StoreError> {
+    let (mut parent, mut ok) = (Vec::new(), Vec::new());
+    for (_, p, s) in ended {
+        if let Some(p) = p
+            && (s == "succeeded" || s == "quarantined" || s == "cancelled")
+        {
+            parent.push(*p);
+            ok.push(s == "succeeded");
+        }
+    }
+    if parent.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE qiserver.jobs p SET children_succeeded = p.children_succeeded + c.ok, children_failed = p.children_failed + c.bad
+         FROM (SELECT id, count(*) FILTER (WHERE ok) AS ok, count(*) FILTER (WHERE NOT ok) AS bad
+               FROM unnest($1::uuid[], $2::bool[]) AS x(id, ok) GROUP BY id) c
+         WHERE p.id = c.id",
+    )
+    .bind(&parent)
+    .bind(&ok)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Jobs whose lease lapsed (the worker died or hung): queued again at once, or quarantined when
+/// their attempts are used up. Each lapse is recorded as an attempt. Returns how many.
+pub async fn reap_expired(pool: &PgPool) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    let reaped: Vec<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
+        "WITH x AS (
+             SELECT id, lease_owner, started_at FROM qiserver.jobs
+             WHERE state = 'running' AND lease_expires_at < now()
+             FOR UPDATE SKIP LOCKED),
+         u AS (
+             UPDATE qiserver.jobs j
+             SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'quarantined' ELSE 'failed' END,
+                 run_at = now(), lease_owner = NULL, lease_expires_at = NULL, last_error_class = 'lease_expired',
+                 last_error_message = 'the lease of worker ' || x.lease_owner || ' lapsed (the worker stopped or hung)',
+                 finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END
+             FROM x WHERE j.id = x.id
+             RETURNING j.id, j.tenant_id, j.parent_job_id, j.attempts, x.lease_owner, x.started_at, j.state,
+                       j.last_error_message),
+         a AS (
+             INSERT INTO qiserver.job_attempts (tenant_id, job_id, attempt, worker_id, started_at, finished_at, outcome,
+                                               error_class, error_message, duration_ms)
+             SELECT tenant_id, id, attempts, lease_owner, coalesce(started_at, now()), now(),
+                    CASE WHEN state = 'quarantined' THEN 'quarantined' ELSE 'lease_expired' END, 'lease_expired',
+                    last_error_message,
+                    greatest(0, floor(extract(epoch FROM now() - coalesce(started_at, now())) * 1000))::int
+             FROM u)
+         SELECT id, parent_job_id, state FROM u",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    update_parents(&mut tx, &reaped).await?;
+    tx.commit().await?;
+    Ok(reaped.len() as u64)
+}
+
+/// Error messages are stored as text: NUL (which PostgreSQL text cannot hold) is replaced, and
+/// the length is capped at 4,000 characters.
+fn clean_message(s: &str) -> String {
+    s.chars().take(4000).map(|c| if c == '\0' { '\u{fffd}' } else { c }).collect()
+}
