@@ -26,6 +26,11 @@ pub fn router(state: AppState) -> Router {
         .route("/keys", post(routes::keys::create).get(routes::keys::list))
         .route("/keys/{id}", delete(routes::keys::revoke))
         .route("/whoami", get(routes::whoami::whoami))
+        .route("/jobs", get(routes::jobs::list))
+        .route("/jobs/stats", get(routes::jobs::stats))
+        .route("/jobs/actions/{action}", post(routes::jobs::act_many))
+        .route("/jobs/{id}", get(routes::jobs::show))
+        .route("/jobs/{id}/{action}", post(routes::jobs::act_one))
         .route("/registry/schemas", get(routes::registry::schemas))
         .route("/registry/tables", get(routes::registry::tables))
         .route("/registry/fields", get(routes::registry::fields));

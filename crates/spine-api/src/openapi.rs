@@ -16,10 +16,11 @@ use crate::routes;
         routes::users::login, routes::users::create, routes::users::list,
         routes::keys::create, routes::keys::list, routes::keys::revoke,
         routes::whoami::whoami,
+        routes::jobs::list, routes::jobs::stats, routes::jobs::show, routes::jobs::act_one, routes::jobs::act_many,
         routes::registry::schemas, routes::registry::tables, routes::registry::fields,
     ),
     modifiers(&Bearer),
-    tags((name = "health"), (name = "auth"), (name = "tenants"), (name = "users"), (name = "keys"), (name = "registry"))
+    tags((name = "health"), (name = "auth"), (name = "tenants"), (name = "users"), (name = "keys"), (name = "registry"), (name = "jobs"))
 )]
 pub struct ApiDoc;
 

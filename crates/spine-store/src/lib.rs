@@ -12,4 +12,4 @@ pub mod repos;
 mod scope;
 
 pub use error::StoreError;
-pub use scope::{ReadTx, Store, SystemTx, TenantTx};
+pub use scope::{AnyTx, ReadTx, Store, SystemTx, TenantTx};

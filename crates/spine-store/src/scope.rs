@@ -100,3 +100,26 @@ impl ReadTx {
         &mut self.tx
     }
 }
+
+/// A tenant transaction or, for the service role's cross-tenant operations, a system one. For
+/// functions that take a connection and work either way (the job admin functions).
+pub enum AnyTx {
+    Tenant(TenantTx),
+    System(SystemTx),
+}
+
+impl AnyTx {
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        match self {
+            AnyTx::Tenant(t) => t.conn(),
+            AnyTx::System(s) => s.conn(),
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            AnyTx::Tenant(t) => t.commit().await,
+            AnyTx::System(s) => s.commit().await,
+        }
+    }
+}

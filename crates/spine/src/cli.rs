@@ -32,6 +32,9 @@ pub enum Command {
     /// Users.
     #[command(subcommand)]
     User(UserCmd),
+    /// Jobs: list, show with attempts, retry, cancel, requeue, stats.
+    #[command(subcommand)]
+    Jobs(JobsCmd),
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -152,4 +155,66 @@ pub enum ConfigCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Which jobs: by id, or by filter.
+#[derive(Args, Debug, Clone, Default)]
+pub struct JobSelect {
+    /// Tenant id or slug.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// queued, running, succeeded, failed, quarantined or cancelled.
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only jobs created at least this many seconds ago.
+    #[arg(long, value_name = "SECS")]
+    pub older_than: Option<i64>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCmd {
+    /// List jobs, newest first.
+    List {
+        #[command(flatten)]
+        select: JobSelect,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One job with every attempt.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run failed (waiting) jobs now: one by id, or all matching the filter.
+    Retry(JobActionArgs),
+    /// Cancel queued or failed jobs.
+    Cancel(JobActionArgs),
+    /// Put quarantined jobs back in the queue with a fresh attempt budget.
+    Requeue(JobActionArgs),
+    /// Depth per state and kind, and the wait of the oldest due job.
+    Stats {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct JobActionArgs {
+    /// A job id; or use the filter options (with --all when no filter is given).
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub select: JobSelect,
+    /// Act on every job the action applies to when no filter is given.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long)]
+    pub json: bool,
 }

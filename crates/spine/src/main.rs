@@ -130,6 +130,10 @@ async fn with_database(db: &Database, command: Command) -> Result<ExitCode, CliE
             };
             commands::admin::user_create(&store, args, json).await?;
         }
+        Command::Jobs(cmd) => {
+            migrate().await?;
+            commands::jobs::run(&store, cmd).await?;
+        }
         Command::Up(_) | Command::Openapi | Command::Config(_) => unreachable!("handled without a database"),
     }
     Ok(ExitCode::SUCCESS)

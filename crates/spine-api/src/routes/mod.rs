@@ -1,6 +1,7 @@
 //! One file per resource.
 
 pub mod health;
+pub mod jobs;
 pub mod keys;
 pub mod registry;
 pub mod tenants;

@@ -2,4 +2,5 @@
 
 pub mod admin;
 pub mod governance;
+pub mod jobs;
 pub mod up;

@@ -1,5 +1,7 @@
 //! Request and response bodies: the API's public shapes. Requests deny unknown fields.
 
+pub mod jobs;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
