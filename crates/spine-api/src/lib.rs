@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post};
 
-pub use state::{ApiConfig, AppState};
+pub use state::{ApiConfig, AppState, MetricsRender};
 
 /// The whole API, with its middleware (request ids, spans, body limit, timeout, error shapes).
 pub fn router(state: AppState) -> Router {
@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/openapi.json", get(openapi::serve))
+        .route("/metrics", get(routes::metrics::metrics))
         .nest("/v1", v1)
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)

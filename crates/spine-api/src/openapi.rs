@@ -11,7 +11,7 @@ use crate::routes;
 #[openapi(
     info(title = "Spine API", description = "The integration spine of QiOS. Errors use one body shape: {code, message, details}; codes are listed in docs/errors.md."),
     paths(
-        routes::health::healthz, routes::health::readyz,
+        routes::health::healthz, routes::health::readyz, routes::metrics::metrics,
         routes::tenants::create, routes::tenants::list, routes::tenants::update, routes::tenants::create_key, routes::tenants::current,
         routes::users::login, routes::users::create, routes::users::list,
         routes::keys::create, routes::keys::list, routes::keys::revoke,

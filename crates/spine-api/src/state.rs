@@ -26,9 +26,13 @@ impl Default for ApiConfig {
     }
 }
 
+/// Renders the process's own metrics (installed by the binary; `None` in tests that need none).
+pub type MetricsRender = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub signer: SessionSigner,
     pub config: ApiConfig,
+    pub metrics: Option<MetricsRender>,
 }

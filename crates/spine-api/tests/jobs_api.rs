@@ -90,6 +90,13 @@ async fn jobs_are_scoped_visible_and_requeueable() {
     let stats = r.json.unwrap();
     assert!(stats.as_array().unwrap().iter().all(|s| s["jobs"].as_i64().unwrap() > 0));
 
+    // Prometheus text: depth per state and kind across tenants, no tenant ids.
+    let r = env.send("GET", "/metrics", None, None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("spine_jobs{state=\"quarantined\",kind=\"sync.feed\"} 1"), "{}", r.text);
+    assert!(r.text.contains("spine_jobs{state=\"cancelled\",kind=\"sync.mail\"} 1"), "{}", r.text);
+    assert!(!r.text.contains(&a.to_string()) && !r.text.contains(&b.to_string()));
+
     for (method, path) in [
         ("GET", "/v1/jobs?state=exploded".to_owned()),
         ("GET", "/v1/jobs?older_than_secs=-5".to_owned()),

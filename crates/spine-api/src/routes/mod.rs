@@ -3,6 +3,7 @@
 pub mod health;
 pub mod jobs;
 pub mod keys;
+pub mod metrics;
 pub mod registry;
 pub mod tenants;
 pub mod users;

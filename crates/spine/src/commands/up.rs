@@ -53,6 +53,7 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
             request_timeout: Duration::from_secs(settings.api.request_timeout_secs),
             session_ttl: Duration::from_secs(settings.auth.session_ttl_secs),
         },
+        metrics: crate::telemetry::install_metrics(),
     };
     let url = format!("http://{addr}");
     let mut supervisor = Supervisor::new();
