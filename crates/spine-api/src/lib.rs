@@ -31,6 +31,9 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/actions/{action}", post(routes::jobs::act_many))
         .route("/jobs/{id}", get(routes::jobs::show))
         .route("/jobs/{id}/{action}", post(routes::jobs::act_one))
+        .route("/schedules", get(routes::schedules::list).post(routes::schedules::create))
+        .route("/schedules/{id}", get(routes::schedules::show).delete(routes::schedules::delete))
+        .route("/schedules/{id}/{action}", post(routes::schedules::act))
         .route("/registry/schemas", get(routes::registry::schemas))
         .route("/registry/tables", get(routes::registry::tables))
         .route("/registry/fields", get(routes::registry::fields));

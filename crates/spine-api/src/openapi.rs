@@ -17,6 +17,8 @@ use crate::routes;
         routes::keys::create, routes::keys::list, routes::keys::revoke,
         routes::whoami::whoami,
         routes::jobs::list, routes::jobs::stats, routes::jobs::show, routes::jobs::act_one, routes::jobs::act_many,
+        routes::schedules::list, routes::schedules::create, routes::schedules::show, routes::schedules::act,
+        routes::schedules::delete,
         routes::registry::schemas, routes::registry::tables, routes::registry::fields,
     ),
     modifiers(&Bearer),

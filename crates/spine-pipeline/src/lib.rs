@@ -1,9 +1,14 @@
-//! spine-pipeline: the runtime that background work runs in. Today it holds the supervisor that
-//! `spine up` starts its workers under, and the self-registration worker that records Spine in
-//! qiserver; the job engine, registration and promotion steps join it in later issues.
+//! spine-pipeline: the runtime background work runs in: the supervisor, the job worker, the cron
+//! scheduler, the janitor that prunes finished jobs, and Spine's own heartbeat in qiserver.
+//! Registration, staging and promotion steps join it as job kinds.
 
+pub mod builtin;
+pub mod cron;
 mod heartbeat;
+mod janitor;
 mod supervisor;
+pub mod worker;
 
 pub use heartbeat::{Heartbeat, HeartbeatConfig};
+pub use janitor::Janitor;
 pub use supervisor::{Shutdown, Supervisor};

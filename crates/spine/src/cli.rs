@@ -18,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Run Spine: database (private cluster unless DATABASE_URL is set), migrations, API, workers.
     Up(UpArgs),
+    /// Run job workers, the cron scheduler and the janitor (no API), until SIGINT/SIGTERM.
+    Worker(WorkerArgs),
     /// Apply pending migrations and exit.
     Migrate,
     /// Governance of the database schema.
@@ -35,6 +37,9 @@ pub enum Command {
     /// Jobs: list, show with attempts, retry, cancel, requeue, stats.
     #[command(subcommand)]
     Jobs(JobsCmd),
+    /// Cron schedules that enqueue jobs.
+    #[command(subcommand)]
+    Schedules(SchedulesCmd),
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -47,6 +52,19 @@ pub struct UpArgs {
     /// Listen address for the API (overrides api.listen).
     #[arg(long)]
     pub listen: Option<String>,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct WorkerArgs {
+    /// Handlers running at once (overrides jobs.concurrency).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Only these job kinds, comma-separated (default: every kind this build has a handler for).
+    #[arg(long)]
+    pub kinds: Option<String>,
+    /// Worker id (default: host-pid-random); must be unique among running workers.
+    #[arg(long)]
+    pub id: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -217,4 +235,47 @@ pub struct JobActionArgs {
     pub all: bool,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SchedulesCmd {
+    /// List schedules (all tenants, or one).
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a schedule.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// Job kind to enqueue at each tick.
+        #[arg(long)]
+        kind: String,
+        /// Cron expression: 5 fields, or 6 with seconds first.
+        #[arg(long)]
+        cron: String,
+        /// IANA time zone.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Job payload (a JSON object).
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        /// After downtime: skip missed ticks, or run_once for all of them.
+        #[arg(long, default_value = "skip")]
+        catch_up: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a schedule.
+    Pause { id: String },
+    /// Resume a paused schedule (the next tick is computed from now).
+    Resume { id: String },
+    /// Enqueue a job for the schedule now.
+    Trigger { id: String },
+    /// Delete a schedule (its jobs stay).
+    Delete { id: String },
 }

@@ -21,6 +21,22 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub postgres: PostgresSettings,
+    pub jobs: JobSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    /// Run job workers, the cron scheduler and the janitor inside `spine up`.
+    pub run_in_up: bool,
+    /// Handlers running at once per process.
+    pub concurrency: usize,
+    /// A job's lease; a worker that stops heartbeating loses its jobs after this.
+    pub lease_secs: u64,
+    /// At shutdown, how long in-flight jobs may take before they are handed back.
+    pub shutdown_grace_secs: u64,
+    /// Succeeded and cancelled jobs are deleted after this many days.
+    pub retention_days: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,6 +89,13 @@ impl Default for Settings {
             auth: AuthSettings { session_secret: None, session_ttl_secs: 12 * 3600 },
             log: LogSettings { format: "auto".into(), level: "info".into() },
             postgres: PostgresSettings { bin_dir: None, os_user: None, max_connections: 10 },
+            jobs: JobSettings {
+                run_in_up: true,
+                concurrency: 8,
+                lease_secs: 30,
+                shutdown_grace_secs: 30,
+                retention_days: 7,
+            },
         }
     }
 }

@@ -63,14 +63,14 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, CliError>
         }
         other => {
             let db = Database::open(&settings).await?;
-            let result = with_database(&db, other).await;
+            let result = with_database(&db, &settings, other).await;
             db.close().await;
             result
         }
     }
 }
 
-async fn with_database(db: &Database, command: Command) -> Result<ExitCode, CliError> {
+async fn with_database(db: &Database, settings: &Settings, command: Command) -> Result<ExitCode, CliError> {
     let store = Store::new(db.pool.clone());
     let migrate = || async {
         spine_store::migrate::run(&db.pool).await.map_err(|e| CliError::failed(format!("migrations failed: {e}")))
@@ -129,6 +129,14 @@ async fn with_database(db: &Database, command: Command) -> Result<ExitCode, CliE
                 platform_admin,
             };
             commands::admin::user_create(&store, args, json).await?;
+        }
+        Command::Schedules(cmd) => {
+            migrate().await?;
+            commands::schedules::run(&store, cmd).await?;
+        }
+        Command::Worker(args) => {
+            migrate().await?;
+            commands::worker::run(&db.pool, settings, args).await?;
         }
         Command::Jobs(cmd) => {
             migrate().await?;

@@ -28,18 +28,3 @@ where
     };
     result.map_err(|e| e.to_string())
 }
-
-/// Installs the process-wide metrics recorder (once) and returns its Prometheus renderer.
-pub fn install_metrics() -> Option<spine_api::MetricsRender> {
-    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
-        std::sync::OnceLock::new();
-    let handle =
-        HANDLE.get_or_init(|| match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
-            Ok(h) => Some(h),
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics recorder not installed");
-                None
-            }
-        });
-    handle.clone().map(|h| std::sync::Arc::new(move || h.render()) as spine_api::MetricsRender)
-}

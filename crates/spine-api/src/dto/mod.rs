@@ -1,6 +1,7 @@
 //! Request and response bodies: the API's public shapes. Requests deny unknown fields.
 
 pub mod jobs;
+pub mod schedules;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

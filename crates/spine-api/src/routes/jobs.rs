@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// A tenant transaction (RLS) for tenant credentials with `jobs:admin`, a system one for the
 /// service role.
-async fn open(state: &AppState, auth: &Auth) -> ApiResult<(AnyTx, Option<TenantId>)> {
+pub(crate) async fn open(state: &AppState, auth: &Auth) -> ApiResult<(AnyTx, Option<TenantId>)> {
     match &auth.0 {
         Principal::Service { .. } => Ok((AnyTx::System(state.store.system_tx().await?), None)),
         _ => {

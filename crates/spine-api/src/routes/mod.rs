@@ -5,6 +5,7 @@ pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod registry;
+pub mod schedules;
 pub mod tenants;
 pub mod users;
 pub mod whoami;

@@ -9,6 +9,7 @@
 mod admin;
 mod enqueue;
 mod run;
+pub mod schedules;
 
 pub use admin::{AttemptRow, JobFilter, JobRow, StatsRow, attempts, cancel, get, list, prune, requeue, retry, stats};
 pub use enqueue::{Enqueued, NewJob, enqueue, enqueue_many};

@@ -247,6 +247,10 @@ pub async fn reap_expired(pool: &PgPool) -> Result<u64, StoreError> {
     .fetch_all(&mut *tx)
     .await?;
     update_parents(&mut tx, &reaped).await?;
+    if !reaped.is_empty() {
+        // Wake every idle worker, not only the one that reaped.
+        sqlx::query("SELECT pg_notify($1, '')").bind(super::CHANNEL).execute(&mut *tx).await?;
+    }
     tx.commit().await?;
     Ok(reaped.len() as u64)
 }

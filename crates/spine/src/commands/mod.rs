@@ -3,4 +3,6 @@
 pub mod admin;
 pub mod governance;
 pub mod jobs;
+pub mod schedules;
 pub mod up;
+pub mod worker;

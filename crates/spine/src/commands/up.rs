@@ -53,10 +53,15 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
             request_timeout: Duration::from_secs(settings.api.request_timeout_secs),
             session_ttl: Duration::from_secs(settings.auth.session_ttl_secs),
         },
-        metrics: crate::telemetry::install_metrics(),
+        metrics: None,
     };
     let url = format!("http://{addr}");
     let mut supervisor = Supervisor::new();
+    let mut state = state;
+    if settings.jobs.run_in_up {
+        let stats = crate::commands::worker::spawn(&mut supervisor, &db.pool, settings, &Default::default())?;
+        state.metrics = Some(std::sync::Arc::new(move || stats.render_prometheus()));
+    }
     let heartbeat = Heartbeat::new(
         store.clone(),
         HeartbeatConfig { hostname: hostname(), endpoint_url: url.clone(), interval: Duration::from_secs(60) },
@@ -70,7 +75,7 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
     served.map_err(|e| CliError::failed(format!("server error: {e}")))
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let term = async {
         match term.as_mut() {
@@ -86,7 +91,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .ok()

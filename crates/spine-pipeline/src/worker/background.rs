@@ -1,0 +1,231 @@
+//! The worker's helper tasks: the result flusher (group commit), heartbeats, the reaper and the
+//! LISTEN connection.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use spine_store::StoreError;
+use spine_store::queue::{self, Finish, Finished};
+use sqlx::PgPool;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+
+use super::config::WorkerConfig;
+use super::stats::WorkerStats;
+
+/// The most results one `finish` call writes.
+const MAX_FLUSH: usize = 5_000;
+
+/// State the main loop shares with the helper tasks.
+pub(crate) struct Shared {
+    pub(crate) pool: PgPool,
+    pub(crate) cfg: WorkerConfig,
+    pub(crate) stats: Arc<WorkerStats>,
+    /// (job, attempt) whose lease this worker holds: claimed, and not yet written back.
+    held: Mutex<HashSet<(Uuid, i32)>>,
+    /// Something may be due: a notification, a reaped lease, a reconnected listener.
+    pub(crate) wake: Notify,
+}
+
+impl Shared {
+    pub(crate) fn new(pool: PgPool, cfg: WorkerConfig, stats: Arc<WorkerStats>) -> Self {
+        Self { pool, cfg, stats, held: Mutex::new(HashSet::new()), wake: Notify::new() }
+    }
+
+    pub(crate) fn held(&self) -> MutexGuard<'_, HashSet<(Uuid, i32)>> {
+        // A panic while holding this lock cannot leave the set inconsistent: use it anyway.
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Writes results as they come: everything that arrived while the previous `finish` ran goes
+/// into the next one. A failed write is retried with backoff; once the channel is closed
+/// (shutdown), it gives up after `give_up` and returns the error (those jobs run again when their
+/// leases lapse).
+pub(crate) async fn flush_loop(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Finished>,
+    give_up: Duration,
+) -> Result<(), StoreError> {
+    let mut batch: Vec<Finished> = Vec::new();
+    let mut closed_at: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        if batch.is_empty() {
+            match rx.recv().await {
+                Some(f) => batch.push(f),
+                None => return Ok(()),
+            }
+        }
+        while batch.len() < MAX_FLUSH {
+            match rx.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed_at.get_or_insert_with(Instant::now);
+                    break;
+                }
+            }
+        }
+        match queue::finish(&shared.pool, &shared.cfg.id, &batch).await {
+            Ok(applied) => {
+                account(&shared.stats, &batch, &applied);
+                let mut held = shared.held();
+                for f in &batch {
+                    held.remove(&(f.id, f.attempt));
+                }
+                drop(held);
+                batch.clear();
+                backoff = Duration::from_millis(20);
+            }
+            Err(e) => {
+                WorkerStats::add(&shared.stats.flush_errors, 1);
+                tracing::warn!(worker = %shared.cfg.id, error = %e, results = batch.len(), "writing job results failed; retrying");
+                if rx.is_closed() && rx.is_empty() {
+                    let since = *closed_at.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= give_up {
+                        tracing::error!(worker = %shared.cfg.id, results = batch.len(),
+                            "giving up writing job results; they run again when their leases lapse");
+                        return Err(e);
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn account(stats: &WorkerStats, batch: &[Finished], applied: &[Uuid]) {
+    WorkerStats::add(&stats.flushes, 1);
+    let applied: HashSet<&Uuid> = applied.iter().collect();
+    for f in batch {
+        if !applied.contains(&f.id) {
+            WorkerStats::add(&stats.stale, 1);
+            continue;
+        }
+        match &f.outcome {
+            Finish::Succeeded => WorkerStats::add(&stats.succeeded, 1),
+            Finish::Failed { class, .. } => {
+                WorkerStats::add(&stats.failed, 1);
+                stats.failure(*class);
+            }
+            Finish::Quarantined { class, .. } => {
+                WorkerStats::add(&stats.quarantined, 1);
+                stats.failure(*class);
+            }
+            Finish::Released => WorkerStats::add(&stats.released, 1),
+        }
+    }
+}
+
+/// Extends the leases of every held job each `every`.
+pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let mut ids: Vec<Uuid> = shared.held().iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            continue;
+        }
+        match queue::heartbeat(&shared.pool, &shared.cfg.id, &ids, shared.cfg.lease).await {
+            Ok(kept) => {
+                WorkerStats::add(&shared.stats.heartbeats, 1);
+                if kept.len() < ids.len() {
+                    let kept: HashSet<Uuid> = kept.into_iter().collect();
+                    let held = shared.held();
+                    // Jobs written back meanwhile are no longer held: not lost.
+                    let lost =
+                        held.iter().filter(|(id, _)| ids.binary_search(id).is_ok() && !kept.contains(id)).count();
+                    drop(held);
+                    if lost > 0 {
+                        WorkerStats::add(&shared.stats.leases_lost, lost as u64);
+                        tracing::warn!(worker = %shared.cfg.id, lost, "leases lost (reaped after a stall); those results will be ignored");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(worker = %shared.cfg.id, error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// Puts jobs with lapsed leases back in the queue each `every` (the first time at once).
+pub(crate) async fn reap_loop(shared: Arc<Shared>, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match queue::reap_expired(&shared.pool).await {
+            Ok(0) => {}
+            Ok(n) => {
+                WorkerStats::add(&shared.stats.reaped, n);
+                tracing::info!(worker = %shared.cfg.id, jobs = n, "reaped jobs whose lease lapsed");
+                shared.wake.notify_one();
+            }
+            Err(e) => tracing::warn!(worker = %shared.cfg.id, error = %e, "reaping lapsed leases failed"),
+        }
+    }
+}
+
+/// A one-connection pool for the LISTEN connection, so it takes no slot of the worker's pool.
+pub(crate) fn listener_pool(pool: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with((*pool.connect_options()).clone())
+}
+
+pub(crate) async fn connect_listener(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut l = PgListener::connect_with(pool).await?;
+    l.listen(queue::CHANNEL).await?;
+    Ok(l)
+}
+
+/// Wakes the main loop on every notification; reconnects (and wakes it, since notifications may
+/// have been missed) when the connection drops.
+pub(crate) async fn listen_loop(shared: Arc<Shared>, pool: PgPool, mut listener: Option<PgListener>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(l) = listener.as_mut() else {
+            match connect_listener(&pool).await {
+                Ok(l) => {
+                    tracing::info!(worker = %shared.cfg.id, "listening for new jobs again");
+                    listener = Some(l);
+                    backoff = Duration::from_millis(100);
+                    shared.wake.notify_one();
+                }
+                Err(e) => {
+                    tracing::warn!(worker = %shared.cfg.id, error = %e, "LISTEN connection failed; polling meanwhile");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+            continue;
+        };
+        match l.try_recv().await {
+            Ok(Some(_)) => {
+                let mut n = 1;
+                while l.next_buffered().is_some() {
+                    n += 1;
+                }
+                WorkerStats::add(&shared.stats.notifications, n);
+                shared.wake.notify_one();
+            }
+            // The connection dropped and was re-established: notifications may have been missed.
+            Ok(None) => shared.wake.notify_one(),
+            Err(e) => {
+                tracing::warn!(worker = %shared.cfg.id, error = %e, "LISTEN connection lost");
+                listener = None;
+                shared.wake.notify_one();
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The handler registry: which function runs a job of each kind, and with which retry policy.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use spine_core::ids::TenantId;
+use spine_core::jobs::{ErrorClass, JobError, RetryPolicy};
+use spine_store::Store;
+use spine_store::queue::{ClaimedJob, NewJob};
+use uuid::Uuid;
+
+/// A boxed, sendable future (what a handler returns).
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A job handler. It must be idempotent: delivery is at least once.
+pub type HandlerFn = Arc<dyn Fn(JobContext) -> BoxFuture<Result<(), JobError>> + Send + Sync>;
+
+/// What a handler is told about the job it runs.
+#[derive(Clone)]
+pub struct JobContext {
+    pub id: Uuid,
+    pub tenant: TenantId,
+    pub kind: String,
+    pub payload: Value,
+    /// The number of this attempt (1-based).
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub file_id: Option<Uuid>,
+    pub import_batch_id: Option<Uuid>,
+    pub parent_job_id: Option<Uuid>,
+    /// For the handler's own work: `store.tenant_tx(ctx.tenant)`, and enqueueing child jobs in
+    /// that transaction with `spine_store::queue::enqueue(tx.conn(), &ctx.child(..))`.
+    pub store: Store,
+}
+
+impl JobContext {
+    pub(crate) fn new(job: &ClaimedJob, store: Store) -> Self {
+        Self {
+            id: job.id,
+            tenant: TenantId::from(job.tenant_id),
+            kind: job.kind.clone(),
+            payload: job.payload.clone(),
+            attempt: job.attempts,
+            max_attempts: job.max_attempts,
+            file_id: job.file_id,
+            import_batch_id: job.import_batch_id,
+            parent_job_id: job.parent_job_id,
+            store,
+        }
+    }
+
+    /// A child job of this one (same tenant, `parent_job_id` set), to enqueue for fan-out.
+    pub fn child(&self, kind: impl Into<String>, payload: Value) -> NewJob {
+        let mut job = NewJob::new(self.tenant, kind, payload);
+        job.parent_job_id = Some(self.id);
+        job
+    }
+
+    /// Decodes the payload; a payload that does not decode is an `invalid` error (no retry).
+    pub fn payload_as<T: DeserializeOwned>(&self) -> Result<T, JobError> {
+        serde_json::from_value(self.payload.clone()).map_err(|e| {
+            JobError::new(ErrorClass::Invalid, format!("payload of {} job {} does not decode: {e}", self.kind, self.id))
+        })
+    }
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("kind", &self.kind)
+            .field("attempt", &self.attempt)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) run: HandlerFn,
+    pub(crate) policy: RetryPolicy,
+}
+
+/// Kind → handler and retry policy.
+#[derive(Clone, Default)]
+pub struct Handlers {
+    map: HashMap<String, Entry>,
+}
+
+impl Handlers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `f` for jobs of `kind` (replacing an earlier registration of the same kind).
+    ///
+    /// ```
+    /// use spine_core::jobs::RetryPolicy;
+    /// use spine_pipeline::worker::Handlers;
+    ///
+    /// let handlers = Handlers::new().register("demo", RetryPolicy::default(), |ctx| async move {
+    ///     let _n = ctx.payload["n"].as_i64();
+    ///     Ok(())
+    /// });
+    /// assert_eq!(handlers.kinds(), ["demo"]);
+    /// ```
+    pub fn register<F, Fut>(self, kind: impl Into<String>, policy: RetryPolicy, f: F) -> Self
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        let run: HandlerFn = Arc::new(move |ctx| Box::pin(f(ctx)));
+        self.register_boxed(kind, policy, run)
+    }
+
+    /// Registers an already boxed handler.
+    pub fn register_boxed(mut self, kind: impl Into<String>, policy: RetryPolicy, run: HandlerFn) -> Self {
+        self.map.insert(kind.into(), Entry { run, policy });
+        self
+    }
+
+    /// The registered kinds, sorted (e.g. to pass as a worker's `kinds`).
+    pub fn kinds(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.map.keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    pub fn contains(&self, kind: &str) -> bool {
+        self.map.contains_key(kind)
+    }
+
+    /// The retry policy of `kind`, when registered.
+    pub fn policy(&self, kind: &str) -> Option<&RetryPolicy> {
+        self.map.get(kind).map(|e| &e.policy)
+    }
+
+    pub(crate) fn get(&self, kind: &str) -> Option<&Entry> {
+        self.map.get(kind)
+    }
+}
+
+impl fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handlers").field("kinds", &self.kinds()).finish()
+    }
+}

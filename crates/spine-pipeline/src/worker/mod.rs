@@ -1,0 +1,325 @@
+//! The job worker: claims due jobs, runs their handlers, writes the results back.
+//!
+//! - Up to `concurrency` handlers run at once (a `JoinSet`); claims take as many jobs as fit, in
+//!   one statement, while the handlers already claimed keep running.
+//! - Results go to one flusher task that writes everything accumulated so far with one
+//!   `queue::finish` call (group commit). A failed write is retried; if the process dies first,
+//!   the jobs run again once their leases lapse (at least once).
+//! - An idle worker waits for a NOTIFY on `queue::CHANNEL` or the poll timer; heartbeats extend
+//!   the leases of held jobs; a reaper puts jobs of dead workers back in the queue.
+//! - A handler panic is caught and recorded as an `internal` failure with the panic message; a
+//!   kind without a handler is quarantined as `invalid`.
+//! - Shutdown: stop claiming, let handlers finish within `shutdown_grace`, abort and release the
+//!   rest (queued again, the attempt not counted), write the results, return.
+
+mod background;
+mod config;
+mod handlers;
+mod stats;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use spine_core::jobs::{AfterFailure, ErrorClass, JobError, RetryPolicy};
+use spine_store::queue::{self, ClaimedJob, Finish, Finished};
+use spine_store::{Store, StoreError};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle, JoinSet};
+
+pub use config::WorkerConfig;
+pub use handlers::{BoxFuture, HandlerFn, Handlers, JobContext};
+pub use stats::{Histogram, HistogramSnapshot, StatsSnapshot, WorkerStats};
+
+use crate::Shutdown;
+use background::Shared;
+
+/// Runs job handlers until shutdown. See the module documentation.
+pub struct Worker {
+    pool: PgPool,
+    store: Store,
+    handlers: Arc<Handlers>,
+    cfg: WorkerConfig,
+    stats: Arc<WorkerStats>,
+}
+
+/// A claimed job with the moment (on this machine's monotonic clock) it was claimed.
+struct Held {
+    job: ClaimedJob,
+    claimed: Instant,
+}
+
+/// A running handler.
+struct Running {
+    held: Held,
+    started: Instant,
+}
+
+type Outcome = (Result<(), JobError>, Instant);
+type Claim = JoinHandle<Result<Vec<ClaimedJob>, StoreError>>;
+
+impl Worker {
+    pub fn new(pool: PgPool, store: Store, handlers: Handlers, mut cfg: WorkerConfig) -> Self {
+        cfg.concurrency = cfg.concurrency.max(1);
+        cfg.claim_batch = cfg.claim_batch.max(1);
+        Self { pool, store, handlers: Arc::new(handlers), cfg, stats: Arc::new(WorkerStats::default()) }
+    }
+
+    /// Counters and timings, readable while the worker runs.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
+    }
+
+    pub fn id(&self) -> &str {
+        &self.cfg.id
+    }
+
+    /// Runs until `shutdown` resolves, then winds down (see the module documentation). Database
+    /// errors while running are logged and retried; the error returned is that of the last
+    /// result write at shutdown, when it could not be done (those jobs run again later).
+    pub async fn run(self, mut shutdown: Shutdown) -> Result<(), StoreError> {
+        let shared = Arc::new(Shared::new(self.pool.clone(), self.cfg.clone(), self.stats.clone()));
+        let lpool = background::listener_pool(&self.pool);
+        // LISTEN before the first claim, so no notification falls between them.
+        let listener = match tokio::time::timeout(Duration::from_secs(5), background::connect_listener(&lpool)).await {
+            Ok(Ok(l)) => Some(l),
+            Ok(Err(e)) => {
+                tracing::warn!(worker = %self.cfg.id, error = %e, "LISTEN failed; will retry, polling meanwhile");
+                None
+            }
+            Err(_) => None,
+        };
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let give_up = self.cfg.shutdown_grace.max(Duration::from_secs(5));
+        let flusher = tokio::spawn(background::flush_loop(shared.clone(), done_rx, give_up));
+        let mut helpers = vec![
+            tokio::spawn(background::listen_loop(shared.clone(), lpool.clone(), listener)),
+            tokio::spawn(background::reap_loop(shared.clone(), self.cfg.reap_every)),
+        ];
+        if let Some(every) = self.cfg.heartbeat_every {
+            helpers.push(tokio::spawn(background::heartbeat_loop(shared.clone(), every)));
+        }
+        tracing::info!(worker = %self.cfg.id, concurrency = self.cfg.concurrency, kinds = ?self.cfg.kinds, "worker started");
+
+        let mut run = Loop {
+            w: &self,
+            shared: &shared,
+            done: done_tx,
+            tasks: JoinSet::new(),
+            running: HashMap::new(),
+            buffer: VecDeque::new(),
+        };
+        run.main(&mut shutdown).await;
+        drop(run);
+
+        let flushed = match flusher.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(worker = %self.cfg.id, error = %e, "the result flusher panicked");
+                Ok(())
+            }
+        };
+        for h in helpers {
+            h.abort();
+        }
+        lpool.close().await;
+        tracing::info!(worker = %self.cfg.id, stats = ?self.stats.snapshot(), "worker stopped");
+        flushed
+    }
+}
+
+struct Loop<'a> {
+    w: &'a Worker,
+    shared: &'a Arc<Shared>,
+    done: mpsc::UnboundedSender<Finished>,
+    tasks: JoinSet<Outcome>,
+    running: HashMap<tokio::task::Id, Running>,
+    /// Claimed jobs waiting for a free slot.
+    buffer: VecDeque<Held>,
+}
+
+impl Loop<'_> {
+    async fn main(&mut self, shutdown: &mut Shutdown) {
+        let cfg = &self.w.cfg;
+        let mut claiming: Option<(Claim, usize)> = None;
+        // The last claim found less than it asked for: wait for a wake-up or the poll timer.
+        let mut drained = false;
+        let mut next_poll = tokio::time::Instant::now();
+        // Set at shutdown: the grace deadline.
+        let mut stopping: Option<tokio::time::Instant> = None;
+        let mut aborted = false;
+        loop {
+            while let Some(res) = self.tasks.try_join_next_with_id() {
+                self.joined(res);
+            }
+            while self.tasks.len() < cfg.concurrency
+                && let Some(h) = self.buffer.pop_front()
+            {
+                self.start(h);
+            }
+            let held = self.tasks.len() + self.buffer.len();
+            let room = cfg.max_held().saturating_sub(held);
+            if stopping.is_none() && claiming.is_none() && !drained && room >= cfg.claim_step() {
+                let limit = room.min(cfg.claim_batch.max(1));
+                let (pool, id, kinds, lease) = (self.w.pool.clone(), cfg.id.clone(), cfg.kinds.clone(), cfg.lease);
+                claiming = Some((
+                    tokio::spawn(async move { queue::claim(&pool, &id, kinds.as_deref(), limit as i64, lease).await }),
+                    limit,
+                ));
+                next_poll = tokio::time::Instant::now() + cfg.poll_every;
+                WorkerStats::add(&self.shared.stats.claims, 1);
+            }
+            if stopping.is_some() && self.tasks.is_empty() && claiming.is_none() {
+                return;
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.wait(), if stopping.is_none() => {
+                    tracing::info!(worker = %cfg.id, in_flight = self.tasks.len(), "worker stopping");
+                    stopping = Some(tokio::time::Instant::now() + cfg.shutdown_grace);
+                    for h in std::mem::take(&mut self.buffer) {
+                        self.release(&h, Instant::now());
+                    }
+                }
+                res = async {
+                    match claiming.as_mut() {
+                        Some((claim, _)) => claim.await,
+                        None => std::future::pending().await,
+                    }
+                }, if claiming.is_some() => {
+                    let limit = claiming.take().map_or(0, |(_, limit)| limit);
+                    match res {
+                        Ok(Ok(jobs)) => {
+                            drained = jobs.len() < limit;
+                            if jobs.is_empty() {
+                                WorkerStats::add(&self.shared.stats.empty_claims, 1);
+                            }
+                            self.claimed(jobs, stopping.is_some());
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(worker = %cfg.id, error = %e, "claiming jobs failed; retrying");
+                            drained = true;
+                        }
+                        Err(e) => {
+                            tracing::error!(worker = %cfg.id, error = %e, "the claim task failed");
+                            drained = true;
+                        }
+                    }
+                }
+                Some(res) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.joined(res),
+                _ = self.shared.wake.notified(), if drained && stopping.is_none() => drained = false,
+                _ = tokio::time::sleep_until(next_poll), if drained && stopping.is_none() => drained = false,
+                _ = tokio::time::sleep_until(stopping.unwrap_or_else(tokio::time::Instant::now)), if stopping.is_some() && !aborted => {
+                    tracing::warn!(worker = %cfg.id, jobs = self.tasks.len(), "shutdown grace over; releasing unfinished jobs");
+                    self.tasks.abort_all();
+                    aborted = true;
+                }
+            }
+        }
+    }
+
+    fn claimed(&mut self, jobs: Vec<ClaimedJob>, stopping: bool) {
+        let now = Instant::now();
+        WorkerStats::add(&self.shared.stats.claimed, jobs.len() as u64);
+        let mut held = self.shared.held();
+        held.extend(jobs.iter().map(|j| (j.id, j.attempts)));
+        drop(held);
+        for job in jobs {
+            let h = Held { job, claimed: now };
+            if stopping {
+                self.release(&h, now);
+            } else {
+                self.buffer.push_back(h);
+            }
+        }
+    }
+
+    fn start(&mut self, held: Held) {
+        let Some(entry) = self.w.handlers.get(&held.job.kind) else {
+            let err = JobError::new(ErrorClass::Invalid, format!("no handler for kind {}", held.job.kind));
+            let outcome = Finish::Quarantined { class: err.class, message: err.message };
+            self.send(&held, Instant::now(), Instant::now(), outcome);
+            return;
+        };
+        let run = entry.run.clone();
+        let ctx = JobContext::new(&held.job, self.w.store.clone());
+        let started = Instant::now();
+        let latency = db_time(&held, started).signed_duration_since(held.job.run_at).to_std().unwrap_or_default();
+        self.shared.stats.claim_latency.observe(latency);
+        WorkerStats::add(&self.shared.stats.in_flight, 1);
+        // The handler is called inside the task, so even a panic before its first await is caught.
+        let handle = self.tasks.spawn(async move {
+            let r = run(ctx).await;
+            (r, Instant::now())
+        });
+        self.running.insert(handle.id(), Running { held, started });
+    }
+
+    fn joined(&mut self, res: Result<(tokio::task::Id, Outcome), JoinError>) {
+        let (id, result, ended) = match res {
+            Ok((id, (r, ended))) => (id, Ok(r), ended),
+            Err(e) => (e.id(), Err(e), Instant::now()),
+        };
+        let Some(Running { held, started }) = self.running.remove(&id) else { return };
+        self.shared.stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.stats.run_duration.observe(ended - started);
+        let err = match result {
+            Ok(Ok(())) => return self.send(&held, started, ended, Finish::Succeeded),
+            Ok(Err(err)) => err,
+            Err(e) if e.is_panic() => {
+                WorkerStats::add(&self.shared.stats.panics, 1);
+                let msg = panic_message(e.into_panic());
+                tracing::error!(worker = %self.w.cfg.id, job = %held.job.id, kind = %held.job.kind, panic = %msg, "job handler panicked");
+                JobError::new(ErrorClass::Internal, format!("handler panicked: {msg}"))
+            }
+            // Aborted at the end of the shutdown grace.
+            Err(_) => return self.send(&held, started, ended, Finish::Released),
+        };
+        let default = RetryPolicy::default();
+        let policy = self.w.handlers.policy(&held.job.kind).unwrap_or(&default);
+        let j = &held.job;
+        let outcome = match policy.after_failure(&err, j.attempts, j.max_attempts, rand::random::<f64>()) {
+            AfterFailure::RetryIn(d) => Finish::Failed {
+                class: err.class,
+                message: err.message,
+                retry_at: db_time(&held, ended) + TimeDelta::from_std(d).unwrap_or(TimeDelta::days(365)),
+            },
+            AfterFailure::Quarantine => Finish::Quarantined { class: err.class, message: err.message },
+        };
+        self.send(&held, started, ended, outcome);
+    }
+
+    fn release(&self, held: &Held, at: Instant) {
+        self.send(held, at, at, Finish::Released);
+    }
+
+    fn send(&self, held: &Held, started: Instant, ended: Instant, outcome: Finish) {
+        let f = Finished {
+            id: held.job.id,
+            attempt: held.job.attempts,
+            started_at: db_time(held, started),
+            finished_at: db_time(held, ended),
+            outcome,
+        };
+        // The flusher lives until this loop has dropped its sender.
+        let _ = self.done.send(f);
+    }
+}
+
+/// `at` on the database's clock: the claim's timestamp plus the time elapsed here since (so
+/// attempt durations and retry times do not depend on this machine's wall clock).
+fn db_time(held: &Held, at: Instant) -> DateTime<Utc> {
+    held.job.started_at + TimeDelta::from_std(at.saturating_duration_since(held.claimed)).unwrap_or_default()
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => match p.downcast::<&'static str>() {
+            Ok(s) => (*s).to_owned(),
+            Err(_) => "(a panic without a message)".to_owned(),
+        },
+    }
+}
