@@ -155,7 +155,7 @@ async fn transition(
 ) -> Result<Vec<Uuid>, StoreError> {
     let sql = format!(
         "WITH m AS (SELECT id FROM qiserver.jobs WHERE {WHERE} AND {from} ORDER BY created_at LIMIT $6 FOR UPDATE)
-         UPDATE qiserver.jobs j SET {set} FROM m WHERE j.id = m.id RETURNING j.id"
+         UPDATE qiserver.jobs j SET {set}, updated_at = now() FROM m WHERE j.id = m.id RETURNING j.id"
     );
     let ids: Vec<Uuid> = bind_filter!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), f)
         .bind(f.limit.clamp(1, 100_000))
@@ -170,15 +170,19 @@ async fn transition(
 /// Deletes succeeded and cancelled jobs (and their attempts) finished before `before`, at most
 /// `batch` at a time; returns how many went. Call until it returns less than `batch`.
 pub async fn prune(pool: &sqlx::PgPool, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
-    let r = sqlx::query(
-        "DELETE FROM qiserver.jobs WHERE id IN (
-             SELECT id FROM qiserver.jobs WHERE state IN ('succeeded', 'cancelled') AND finished_at < $1
-             AND NOT EXISTS (SELECT 1 FROM qiserver.jobs c WHERE c.parent_job_id = qiserver.jobs.id)
-             ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    let (n,): (i64,) = sqlx::query_as(
+        "WITH gone AS (
+             DELETE FROM qiserver.jobs WHERE id IN (
+                 SELECT id FROM qiserver.jobs WHERE state IN ('succeeded', 'cancelled') AND finished_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM qiserver.jobs c WHERE c.parent_job_id = qiserver.jobs.id)
+                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING id),
+         attempts AS (DELETE FROM qiserver.job_attempts WHERE job_id IN (SELECT id FROM gone))
+         SELECT count(*) FROM gone",
     )
     .bind(before)
     .bind(batch)
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
-    Ok(r.rows_affected())
+    Ok(n as u64)
 }

@@ -41,16 +41,17 @@ pub async fn claim(
     lease: Duration,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
     Ok(sqlx::query_as(
-        "WITH due AS (
+        // `id = ANY(ARRAY(…))` makes the update a primary-key lookup per claimed row; a join
+        // with the claiming CTE lets the planner hash the whole table instead.
+        "UPDATE qiserver.jobs j
+         SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,
+             lease_expires_at = now() + make_interval(secs => $4), started_at = now(), updated_at = now()
+         WHERE j.id = ANY(ARRAY(
              SELECT id FROM qiserver.jobs
              WHERE state IN ('queued', 'failed') AND run_at <= now() AND ($2::text[] IS NULL OR kind = ANY($2))
              ORDER BY priority DESC, run_at, id
              LIMIT $3
-             FOR UPDATE SKIP LOCKED)
-         UPDATE qiserver.jobs j
-         SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,
-             lease_expires_at = now() + make_interval(secs => $4), started_at = now()
-         FROM due WHERE j.id = due.id
+             FOR UPDATE SKIP LOCKED))
          RETURNING j.id, j.tenant_id, j.kind, j.payload, j.attempts, j.max_attempts, j.run_at, j.started_at,
                    j.file_id, j.import_batch_id, j.parent_job_id",
     )
@@ -145,6 +146,9 @@ pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<V
         outcome.push(o);
     }
     let mut tx = pool.begin().await?;
+    // The batch joins the jobs it names; a nested loop over the unnested batch is quadratic in
+    // the batch size, so it is ruled out for this transaction.
+    sqlx::query("SET LOCAL enable_nestloop = off").execute(&mut *tx).await?;
     let done: Vec<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
         "WITH d AS (
              SELECT * FROM unnest($2::uuid[], $3::int4[], $4::timestamptz[], $5::timestamptz[], $6::text[],
@@ -152,13 +156,14 @@ pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<V
                   AS d(id, attempt, started_at, finished_at, state, run_at, error_class, error_message, outcome)),
          u AS (
              UPDATE qiserver.jobs j
-             SET state = d.state, run_at = coalesce(d.run_at, j.run_at), lease_owner = NULL, lease_expires_at = NULL,
+             SET state = d.state, run_at = coalesce(d.run_at, j.run_at), lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
                  attempts = CASE WHEN d.outcome = 'released' THEN j.attempts - 1 ELSE j.attempts END,
                  last_error_class = CASE WHEN d.outcome = 'released' THEN j.last_error_class ELSE d.error_class END,
                  last_error_message = CASE WHEN d.outcome = 'released' THEN j.last_error_message ELSE d.error_message END,
                  finished_at = CASE WHEN d.state IN ('succeeded', 'quarantined') THEN d.finished_at END
              FROM d
-             WHERE j.id = d.id AND j.state = 'running' AND j.lease_owner = $1 AND j.attempts = d.attempt
+             WHERE j.id = ANY($2) AND j.id = d.id AND j.state = 'running' AND j.lease_owner = $1
+               AND j.attempts = d.attempt
              RETURNING j.id, j.tenant_id, j.parent_job_id, d.attempt, d.started_at, d.finished_at, d.outcome,
                        d.error_class, d.error_message, j.state),
          a AS (
@@ -204,7 +209,8 @@ pub(super) async fn update_parents(
         return Ok(());
     }
     sqlx::query(
-        "UPDATE qiserver.jobs p SET children_succeeded = p.children_succeeded + c.ok, children_failed = p.children_failed + c.bad
+        "UPDATE qiserver.jobs p SET children_succeeded = p.children_succeeded + c.ok, children_failed = p.children_failed + c.bad,
+                updated_at = now()
          FROM (SELECT id, count(*) FILTER (WHERE ok) AS ok, count(*) FILTER (WHERE NOT ok) AS bad
                FROM unnest($1::uuid[], $2::bool[]) AS x(id, ok) GROUP BY id) c
          WHERE p.id = c.id",
@@ -228,7 +234,7 @@ pub async fn reap_expired(pool: &PgPool) -> Result<u64, StoreError> {
          u AS (
              UPDATE qiserver.jobs j
              SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'quarantined' ELSE 'failed' END,
-                 run_at = now(), lease_owner = NULL, lease_expires_at = NULL, last_error_class = 'lease_expired',
+                 run_at = now(), lease_owner = NULL, lease_expires_at = NULL, last_error_class = 'lease_expired', updated_at = now(),
                  last_error_message = 'the lease of worker ' || x.lease_owner || ' lapsed (the worker stopped or hung)',
                  finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END
              FROM x WHERE j.id = x.id
