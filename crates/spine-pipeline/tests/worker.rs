@@ -336,39 +336,3 @@ async fn a_hung_worker_loses_its_lease_and_another_reruns_the_job() {
     assert_eq!(sa.stale.load(Ordering::Relaxed), 1);
     assert_eq!(sa.released.load(Ordering::Relaxed), 0);
 }
-
-/// A rough throughput figure, not a timed test (the benchmark lives under bench/):
-/// `BURN_JOBS=20000 cargo test --release -p spine-pipeline --test worker burn_down -- --ignored --nocapture`
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run by hand"]
-async fn burn_down() {
-    let env = env().await;
-    let n: usize = std::env::var("BURN_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let concurrency: usize = std::env::var("BURN_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-        let jobs: Vec<NewJob> = chunk.iter().map(|i| NewJob::new(env.tenant, "noop", json!({ "i": i }))).collect();
-        let mut tx = env.store.tenant_tx(env.tenant).await.unwrap();
-        queue::enqueue_many(tx.conn(), &jobs).await.unwrap();
-        tx.commit().await.unwrap();
-    }
-    let mut cfg = WorkerConfig::new("w-burn", concurrency);
-    if let Some(b) = std::env::var("BURN_CLAIM_BATCH").ok().and_then(|v| v.parse().ok()) {
-        cfg.claim_batch = b;
-    }
-    let t = Instant::now();
-    let w = start(&env, Handlers::new().register("noop", RetryPolicy::default(), |_| async { Ok(()) }), cfg);
-    let stats = w.stats.clone();
-    wait_until("the burn-down", Duration::from_secs(600), || async {
-        stats.succeeded.load(Ordering::Relaxed) as usize == n
-    })
-    .await;
-    let took = t.elapsed();
-    stop(w).await;
-    let s = stats.snapshot();
-    eprintln!(
-        "burn-down: {n} no-op jobs, concurrency {concurrency}: {took:?}, {:.0} jobs/s; {} claims, {} flushes",
-        n as f64 / took.as_secs_f64(),
-        s.claims,
-        s.flushes
-    );
-}

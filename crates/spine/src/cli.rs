@@ -43,6 +43,9 @@ pub enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Benchmarks against the configured database.
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -65,6 +68,12 @@ pub struct WorkerArgs {
     /// Worker id (default: host-pid-random); must be unique among running workers.
     #[arg(long)]
     pub id: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Job queue scenarios (the graphile-worker driver's definitions); prints `RESULT {json}`.
+    Queue(crate::commands::bench::QueueArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use spine_store::Store;
 
-use cli::{Cli, Command, ConfigCmd, GovernanceCmd, KeyCmd, TenantCmd, UserCmd};
+use cli::{BenchCmd, Cli, Command, ConfigCmd, GovernanceCmd, KeyCmd, TenantCmd, UserCmd};
 use config::Settings;
 use db::Database;
 use error::CliError;
@@ -141,6 +141,10 @@ async fn with_database(db: &Database, settings: &Settings, command: Command) -> 
         Command::Jobs(cmd) => {
             migrate().await?;
             commands::jobs::run(&store, cmd).await?;
+        }
+        Command::Bench(BenchCmd::Queue(args)) => {
+            migrate().await?;
+            commands::bench::queue(&db.pool, settings, args).await?;
         }
         Command::Up(_) | Command::Openapi | Command::Config(_) => unreachable!("handled without a database"),
     }

@@ -15,6 +15,13 @@ use crate::middleware::RequestId;
 use crate::routes::keys::validate_key_request;
 use crate::state::AppState;
 
+fn tenant_not_found(e: spine_store::StoreError) -> ApiError {
+    match e {
+        spine_store::StoreError::NotFound => ApiError::not_found("tenant"),
+        other => other.into(),
+    }
+}
+
 /// Create a tenant (service role or platform admin).
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
     responses((status = 201, body = Tenant), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -81,10 +88,7 @@ pub async fn create_key(
     let (name, scopes) = validate_key_request(&body)?;
     let t = {
         let mut sys = state.store.system_tx().await?;
-        let t = tenants::find(&mut sys, &tenant).await.map_err(|e| match e {
-            spine_store::StoreError::NotFound => ApiError::not_found("tenant"),
-            other => other.into(),
-        })?;
+        let t = tenants::find(&mut sys, &tenant).await.map_err(tenant_not_found)?;
         sys.commit().await?;
         t
     };
@@ -112,10 +116,7 @@ pub async fn update(
     auth.require_platform()?;
     let name = body.display_name.as_deref().map(|n| DisplayName::parse("display_name", n)).transpose()?;
     let mut tx = state.store.system_tx().await?;
-    let t = tenants::find(&mut tx, &tenant).await.map_err(|e| match e {
-        spine_store::StoreError::NotFound => ApiError::not_found("tenant"),
-        other => other.into(),
-    })?;
+    let t = tenants::find(&mut tx, &tenant).await.map_err(tenant_not_found)?;
     let changes = tenants::TenantChanges {
         display_name: name.as_ref(),
         integrations_enabled: body.integrations_enabled,

@@ -30,7 +30,7 @@ fn event<'a>(tenant: Option<TenantId>, action: &'a str, kind: &'a str, target: S
     }
 }
 
-async fn find_tenant(store: &Store, id_or_slug: &str) -> Result<tenants::Tenant, CliError> {
+pub async fn find_tenant(store: &Store, id_or_slug: &str) -> Result<tenants::Tenant, CliError> {
     let mut tx = store.system_tx().await?;
     let t = tenants::find(&mut tx, id_or_slug).await.map_err(|_| {
         CliError::failed(format!("no tenant {id_or_slug:?}")).hint("list tenants with `spine tenant list`")

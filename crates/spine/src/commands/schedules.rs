@@ -11,12 +11,7 @@ use crate::error::CliError;
 use crate::output;
 
 async fn tenant_id(store: &Store, t: &str) -> Result<TenantId, CliError> {
-    let mut tx = store.system_tx().await?;
-    let found = spine_store::repos::tenants::find(&mut tx, t)
-        .await
-        .map_err(|_| CliError::failed(format!("no tenant {t:?}")).hint("list tenants with `spine tenant list`"))?;
-    tx.commit().await?;
-    Ok(TenantId(found.id))
+    Ok(TenantId(crate::commands::admin::find_tenant(store, t).await?.id))
 }
 
 fn schedule_id(id: &str) -> Result<Uuid, CliError> {
