@@ -13,6 +13,7 @@ use spine_store::repos::{keys, users};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::middleware::RequestId;
 use crate::state::AppState;
 
 /// `Json<T>` with our error shape: 415 without a JSON content type, 413 past the body limit,
@@ -72,6 +73,30 @@ impl Auth {
             _ => Err(ApiError::forbidden(&format!("the {scope} scope in a tenant"))),
         }
     }
+    /// A successful audit event with this caller as the actor.
+    pub fn audit_event<'a>(
+        &self,
+        tenant: TenantId,
+        action: &'a str,
+        target_kind: &'a str,
+        target_id: String,
+        request: RequestId,
+        details: serde_json::Value,
+    ) -> spine_store::repos::audit::AuditEvent<'a> {
+        let (actor_kind, actor_id) = self.0.actor();
+        spine_store::repos::audit::AuditEvent {
+            tenant: Some(tenant),
+            actor_kind,
+            actor_id: Some(actor_id),
+            action,
+            success: true,
+            target_kind: Some(target_kind),
+            target_id: Some(target_id),
+            request_id: Some(request.0),
+            details,
+        }
+    }
+
     pub fn require_platform(&self) -> Result<(), ApiError> {
         if self.0.is_platform() {
             Ok(())

@@ -33,23 +33,8 @@ pub fn validate_key_request(body: &CreateKey) -> Result<(DisplayName, Vec<Scope>
 }
 
 pub async fn audit_key(tx: &mut TenantTx, auth: &Auth, action: &str, prefix: &str, rid: RequestId) -> ApiResult<()> {
-    let (kind, id) = auth.0.actor();
-    let tenant = tx.tenant();
-    audit::record(
-        tx.conn(),
-        audit::AuditEvent {
-            tenant: Some(tenant),
-            actor_kind: kind,
-            actor_id: Some(id),
-            action,
-            success: true,
-            target_kind: Some("api_key"),
-            target_id: Some(prefix.to_owned()),
-            request_id: Some(rid.0),
-            details: serde_json::json!({}),
-        },
-    )
-    .await?;
+    let event = auth.audit_event(tx.tenant(), action, "api_key", prefix.to_owned(), rid, serde_json::json!({}));
+    audit::record(tx.conn(), event).await?;
     Ok(())
 }
 

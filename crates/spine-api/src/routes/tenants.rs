@@ -38,22 +38,15 @@ pub async fn create(
     let name = DisplayName::parse("display_name", &body.display_name)?;
     let mut tx = state.store.system_tx().await?;
     let t = tenants::create(&mut tx, &slug, &name, body.integrations_enabled, &auth.0.actor_ref()).await?;
-    let (kind, id) = auth.0.actor();
-    audit::record(
-        tx.conn(),
-        audit::AuditEvent {
-            tenant: Some(TenantId(t.id)),
-            actor_kind: kind,
-            actor_id: Some(id),
-            action: "tenant.create",
-            success: true,
-            target_kind: Some("tenant"),
-            target_id: Some(t.id.to_string()),
-            request_id: Some(rid.0),
-            details: serde_json::json!({ "slug": t.slug }),
-        },
-    )
-    .await?;
+    let event = auth.audit_event(
+        TenantId(t.id),
+        "tenant.create",
+        "tenant",
+        t.id.to_string(),
+        rid,
+        serde_json::json!({ "slug": t.slug }),
+    );
+    audit::record(tx.conn(), event).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(t.into())))
 }
@@ -123,26 +116,19 @@ pub async fn update(
         status: body.status.map(|s| s.as_str()),
     };
     let t = tenants::update(&mut tx, t.id, changes, &auth.0.actor_ref()).await?;
-    let (kind, id) = auth.0.actor();
-    audit::record(
-        tx.conn(),
-        audit::AuditEvent {
-            tenant: Some(TenantId(t.id)),
-            actor_kind: kind,
-            actor_id: Some(id),
-            action: "tenant.update",
-            success: true,
-            target_kind: Some("tenant"),
-            target_id: Some(t.id.to_string()),
-            request_id: Some(rid.0),
-            details: serde_json::json!({
-                "integrations_enabled": body.integrations_enabled,
-                "status": body.status.map(|s| s.as_str()),
-                "display_name_changed": body.display_name.is_some(),
-            }),
-        },
-    )
-    .await?;
+    let event = auth.audit_event(
+        TenantId(t.id),
+        "tenant.update",
+        "tenant",
+        t.id.to_string(),
+        rid,
+        serde_json::json!({
+            "integrations_enabled": body.integrations_enabled,
+            "status": body.status.map(|s| s.as_str()),
+            "display_name_changed": body.display_name.is_some(),
+        }),
+    );
+    audit::record(tx.conn(), event).await?;
     tx.commit().await?;
     Ok(Json(t.into()))
 }

@@ -191,22 +191,15 @@ pub async fn create(
     )
     .await?;
     users::add_membership(&mut tx, tenant, user.id, body.role, &actor).await?;
-    let (kind, id) = auth.0.actor();
-    audit::record(
-        tx.conn(),
-        audit::AuditEvent {
-            tenant: Some(tenant),
-            actor_kind: kind,
-            actor_id: Some(id),
-            action: "user.create",
-            success: true,
-            target_kind: Some("user"),
-            target_id: Some(user.id.to_string()),
-            request_id: Some(rid.0),
-            details: serde_json::json!({ "role": body.role.as_str() }),
-        },
-    )
-    .await?;
+    let event = auth.audit_event(
+        tenant,
+        "user.create",
+        "user",
+        user.id.to_string(),
+        rid,
+        serde_json::json!({ "role": body.role.as_str() }),
+    );
+    audit::record(tx.conn(), event).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,

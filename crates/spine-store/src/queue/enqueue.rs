@@ -58,28 +58,29 @@ impl Enqueued {
     }
 }
 
-const INSERT_DEDUPE: &str = "INSERT INTO qiserver.jobs (id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key,
-                                    file_id, import_batch_id, parent_job_id, schedule_id)
-         SELECT id, tenant_id, kind, payload, priority, coalesce(run_at, now()), max_attempts, dedupe_key,
-                file_id, import_batch_id, parent_job_id, schedule_id
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::int2[], $6::timestamptz[], $7::int4[],
-                     $8::text[], $9::uuid[], $10::uuid[], $11::uuid[], $12::uuid[])
-              AS t(id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key, file_id,
-                   import_batch_id, parent_job_id, schedule_id)
-         ON CONFLICT (tenant_id, kind, dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running', 'failed')
-         DO NOTHING
-         RETURNING id, parent_job_id";
+/// The batch insert; `$conflict` is empty or the dedupe clause.
+macro_rules! insert_jobs {
+    ($conflict:literal) => {
+        concat!(
+            "INSERT INTO qiserver.jobs (id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key,
+                                        file_id, import_batch_id, parent_job_id, schedule_id)
+             SELECT id, tenant_id, kind, payload, priority, coalesce(run_at, now()), max_attempts, dedupe_key,
+                    file_id, import_batch_id, parent_job_id, schedule_id
+             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::int2[], $6::timestamptz[], $7::int4[],
+                         $8::text[], $9::uuid[], $10::uuid[], $11::uuid[], $12::uuid[])
+                  AS t(id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key, file_id,
+                       import_batch_id, parent_job_id, schedule_id) ",
+            $conflict,
+            " RETURNING id, parent_job_id"
+        )
+    };
+}
 
-const INSERT_PLAIN: &str =
-    "INSERT INTO qiserver.jobs (id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key,
-                                    file_id, import_batch_id, parent_job_id, schedule_id)
-         SELECT id, tenant_id, kind, payload, priority, coalesce(run_at, now()), max_attempts, dedupe_key,
-                file_id, import_batch_id, parent_job_id, schedule_id
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::int2[], $6::timestamptz[], $7::int4[],
-                     $8::text[], $9::uuid[], $10::uuid[], $11::uuid[], $12::uuid[])
-              AS t(id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key, file_id,
-                   import_batch_id, parent_job_id, schedule_id)
-         RETURNING id, parent_job_id";
+const INSERT_DEDUPE: &str = insert_jobs!(
+    "ON CONFLICT (tenant_id, kind, dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running', 'failed')
+     DO NOTHING"
+);
+const INSERT_PLAIN: &str = insert_jobs!("");
 
 /// Enqueues one job on `conn` (the caller's transaction) and notifies idle workers at commit.
 pub async fn enqueue(conn: &mut sqlx::PgConnection, job: &NewJob) -> Result<Enqueued, StoreError> {
