@@ -6,6 +6,7 @@
 //! The worker processes are this test binary itself, running `crash_worker_child` with
 //! `SPINE_CRASH_WORKER` set (without it, that test returns at once).
 
+use spine_testkit::Children;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -63,18 +64,6 @@ fn crash_worker_child() {
         let worker = Worker::new(pool.clone(), Store::new(pool), handlers, cfg);
         worker.run(sup.shutdown_handle()).await.unwrap();
     });
-}
-
-/// Kills the worker processes still running when the test ends, however it ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 fn spawn_worker(url: &str, db: &str, id: &str) -> Child {

@@ -2,7 +2,8 @@
 //! children) race on one per-second schedule for several seconds; every tick between the first and
 //! the last fired one has exactly one job.
 
-use std::process::{Child, Command, Stdio};
+use spine_testkit::Children;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -31,18 +32,6 @@ fn scheduler_child() {
         let scheduler = Scheduler::new(pool, SchedulerConfig::default());
         let _ = tokio::time::timeout(Duration::from_secs(60), scheduler.run(supervisor.shutdown_handle())).await;
     });
-}
-
-/// Kills the children however the test ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -217,3 +217,16 @@ impl Fnv64 {
         }
     }
 }
+
+/// Child processes a test started (worker or scheduler processes); killed and reaped when the
+/// guard drops, however the test ends.
+pub struct Children(pub Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
