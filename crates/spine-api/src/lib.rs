@@ -52,3 +52,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(middleware::request_span))
         .with_state(state)
 }
+
+/// Only `/healthz` and `/metrics`: what a `spine worker` process serves for scraping.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::metrics::metrics))
+        .fallback(middleware::not_found)
+        .with_state(state)
+}

@@ -7,6 +7,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// A job kind is a lowercase dotted name: a letter, then up to 62 of `a-z`, `0-9`, `_`, `.`
+/// (e.g. `registration.stage_file`). The database keeps only a length check (decision 0013).
+pub fn is_valid_kind(kind: &str) -> bool {
+    let b = kind.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'.')
+}
+
 /// Where a job stands. `Failed` means "failed, will retry at run_at".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -208,7 +218,13 @@ impl RetryPolicy {
             ErrorClass::LeaseExpired => return AfterFailure::RetryIn(self.lease_retry),
             _ => {
                 let i = usize::try_from(attempt.max(1) - 1).unwrap_or(0);
-                self.schedule.get(i).or(self.schedule.last()).copied().unwrap_or(Duration::from_secs(5))
+                let scheduled =
+                    self.schedule.get(i).or(self.schedule.last()).copied().unwrap_or(Duration::from_secs(5));
+                // A server that said when to come back (503 + Retry-After) is not asked sooner.
+                match err.retry_after {
+                    Some(d) => scheduled.max(d.clamp(self.retry_after_min, self.retry_after_max)),
+                    None => scheduled,
+                }
             }
         };
         let factor = 1.0 + self.jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
@@ -218,6 +234,27 @@ impl RetryPolicy {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_server_retry_after_is_honoured() {
+        let p = RetryPolicy { jitter: 0.0, ..RetryPolicy::default() };
+        let mut e = JobError::new(ErrorClass::Server, "HTTP 503");
+        assert_eq!(p.after_failure(&e, 1, 10, 0.5), AfterFailure::RetryIn(Duration::from_secs(5)));
+        e.retry_after = Some(Duration::from_secs(120));
+        assert_eq!(p.after_failure(&e, 1, 10, 0.5), AfterFailure::RetryIn(Duration::from_secs(120)));
+        e.retry_after = Some(Duration::from_secs(1));
+        assert_eq!(p.after_failure(&e, 2, 10, 0.5), AfterFailure::RetryIn(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn kinds() {
+        for ok in ["a", "spine.noop", "registration.stage_file", "x9_.y", &"a".repeat(63)] {
+            assert!(super::is_valid_kind(ok), "{ok}");
+        }
+        for bad in ["", "A", "9a", ".a", "_a", "a-b", "a b", "é", "a\0", &"a".repeat(64)] {
+            assert!(!super::is_valid_kind(bad), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

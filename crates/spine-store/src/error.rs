@@ -28,7 +28,7 @@ impl StoreError {
         if let sqlx::Error::Database(db) = &e {
             match db.code().as_deref() {
                 Some("23505") => return StoreError::Conflict(what.to_owned()),
-                Some("23514") | Some("22P02") | Some("23502") => {
+                Some("23514") | Some("22P02") | Some("23502") | Some("23503") => {
                     return StoreError::Invalid(format!("{what}: {}", db.message()));
                 }
                 _ => {}

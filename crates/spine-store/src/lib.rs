@@ -10,6 +10,7 @@ pub mod migrate;
 pub mod queue;
 pub mod repos;
 mod scope;
+pub mod vault;
 
 pub use error::StoreError;
 pub use scope::{AnyTx, ReadTx, Store, SystemTx, TenantTx};

@@ -188,3 +188,61 @@ async fn parents_count_their_children_and_cancel_and_prune_work() {
     let queued: i64 = stats.iter().filter(|s| s.state == "queued").map(|s| s.jobs).sum();
     assert_eq!(queued, 1, "{stats:?}");
 }
+
+#[tokio::test]
+async fn kinds_are_checked_before_anything_is_written() {
+    let (db, store, t) = setup().await;
+    // Kinds are checked before anything is written.
+    let mut tx = store.tenant_tx(t).await.unwrap();
+    let err = queue::enqueue(tx.conn(), &NewJob::new(t, "Bad-Kind", json!({}))).await.unwrap_err();
+    assert!(err.to_string().contains("Bad-Kind"), "{err}");
+    drop(tx);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM qiserver.jobs").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn references_are_checked_per_statement() {
+    let (db, store, t) = setup().await;
+    let other = TenantId::new();
+    sqlx::query("INSERT INTO core.tenants (id, slug, display_name) VALUES ($1, 'qo', 'O')")
+        .bind(other.as_uuid())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let parent = put(&store, NewJob::new(t, "demo", json!({}))).await.id();
+
+    // A child in the parent's tenant is fine; a missing parent, or one of another tenant, is not.
+    let mut child = NewJob::new(t, "demo", json!({}));
+    child.parent_job_id = Some(parent);
+    put(&store, child.clone()).await;
+    for (tenant, parent_id) in [(t, Uuid::now_v7()), (other, parent)] {
+        let mut bad = child.clone();
+        bad.tenant = tenant;
+        bad.parent_job_id = Some(parent_id);
+        let mut tx = store.tenant_tx(tenant).await.unwrap();
+        let err = queue::enqueue(tx.conn(), &bad).await.unwrap_err();
+        assert!(err.to_string().contains("parent job"), "{err}");
+    }
+    let mut bad = NewJob::new(t, "demo", json!({}));
+    bad.file_id = Some(Uuid::now_v7());
+    let mut tx = store.tenant_tx(t).await.unwrap();
+    let err = queue::enqueue(tx.conn(), &bad).await.unwrap_err();
+    assert!(err.to_string().contains("file"), "{err}");
+    drop(tx);
+
+    // References cannot change afterwards, and a referenced parent cannot be deleted.
+    let err = sqlx::query("UPDATE qiserver.jobs SET parent_job_id = NULL WHERE parent_job_id = $1")
+        .bind(parent)
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot change"), "{err}");
+    let err = sqlx::query("DELETE FROM qiserver.jobs WHERE id = $1").bind(parent).execute(&db.pool).await.unwrap_err();
+    assert!(err.to_string().contains("jobs still reference it"), "{err}");
+    let err =
+        sqlx::query("DELETE FROM core.tenants WHERE id = $1").bind(t.as_uuid()).execute(&db.pool).await.unwrap_err();
+    assert!(err.to_string().contains("reference"), "{err}");
+    // Other work on the job (the queue's own updates) is untouched by the guard.
+    sqlx::query("UPDATE qiserver.jobs SET priority = 3 WHERE id = $1").bind(parent).execute(&db.pool).await.unwrap();
+}

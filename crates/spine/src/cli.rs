@@ -34,6 +34,9 @@ pub enum Command {
     /// Users.
     #[command(subcommand)]
     User(UserCmd),
+    /// Vault master keys: secrets per key, rotation to the active key, retirement.
+    #[command(subcommand)]
+    Keys(crate::commands::vault::KeysCmd),
     /// Jobs: list, show with attempts, retry, cancel, requeue, stats.
     #[command(subcommand)]
     Jobs(JobsCmd),
@@ -68,12 +71,18 @@ pub struct WorkerArgs {
     /// Worker id (default: host-pid-random); must be unique among running workers.
     #[arg(long)]
     pub id: Option<String>,
+    /// Serve Prometheus metrics (queue depth, claim latency, run durations, failures by class) at
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9464 (port 0 picks a free one; the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
     /// Job queue scenarios (the graphile-worker driver's definitions); prints `RESULT {json}`.
     Queue(crate::commands::bench::QueueArgs),
+    /// Vault: seal+open cost per secret and rotation rate, each beside a baseline.
+    Vault(crate::commands::bench_vault::VaultArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,6 +214,8 @@ pub struct JobSelect {
 
 #[derive(Subcommand, Debug)]
 pub enum JobsCmd {
+    /// Enqueue a job for a tenant (e.g. a `spine.http.check`); prints its id.
+    Enqueue(EnqueueArgs),
     /// List jobs, newest first.
     List {
         #[command(flatten)]
@@ -231,6 +242,32 @@ pub enum JobsCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct EnqueueArgs {
+    /// The job kind, e.g. spine.http.check.
+    pub kind: String,
+    /// Tenant slug or id.
+    #[arg(long)]
+    pub tenant: String,
+    /// The payload, a JSON object with its `type` tag, e.g. '{"type":"http_check.v1","url":"https://example.org/"}'.
+    #[arg(long, default_value = "{}")]
+    pub payload: String,
+    /// After this many failed attempts the job is quarantined.
+    #[arg(long, default_value_t = 10)]
+    pub max_attempts: i32,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0)]
+    pub priority: i16,
+    /// Not before this many seconds from now.
+    #[arg(long)]
+    pub delay_secs: Option<u64>,
+    /// At most one unfinished job per tenant, kind and key.
+    #[arg(long)]
+    pub dedupe_key: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

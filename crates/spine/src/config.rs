@@ -22,6 +22,21 @@ pub struct Settings {
     pub log: LogSettings,
     pub postgres: PostgresSettings,
     pub jobs: JobSettings,
+    pub vault: VaultSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSettings {
+    /// Master keys as `id:base64-of-32-bytes` (secrets). Never stored in the database.
+    pub master_keys: Vec<Secret<String>>,
+    /// Id of the key new secrets are sealed with. Unset: the last key listed (master_keys, then the file).
+    pub active_key: Option<String>,
+    /// File with one `id:base64` key per line (`#` comments). Unset: `data_dir/vault.keys` when it
+    /// exists; `spine up` creates that file (mode 0600) with a new key when no key is configured.
+    pub key_file: Option<PathBuf>,
+    /// How long a replaced secret's old version stays readable before it is destroyed, in seconds.
+    pub replaced_grace_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -37,6 +52,49 @@ pub struct JobSettings {
     pub shutdown_grace_secs: u64,
     /// Succeeded and cancelled jobs are deleted after this many days.
     pub retention_days: u64,
+    /// Retry schedules per job kind, replacing the default (5 s, 5 min, 30 min, 2 h, 5 h, 10 h):
+    /// `[jobs.retry."spine.http.check"] schedule_secs = [1, 10, 60]`, optional `jitter` (0.2).
+    #[serde(default)]
+    pub retry: std::collections::BTreeMap<String, RetrySettings>,
+}
+
+/// One kind's retry schedule: the delay before retry n is `schedule_secs[n-1]` (the last repeats),
+/// ± `jitter`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    pub schedule_secs: Vec<f64>,
+    #[serde(default)]
+    pub jitter: Option<f64>,
+}
+
+impl JobSettings {
+    /// The configured retry policies, checked.
+    pub fn retry_policies(&self) -> Result<std::collections::BTreeMap<String, spine_core::jobs::RetryPolicy>, String> {
+        let mut out = std::collections::BTreeMap::new();
+        for (kind, r) in &self.retry {
+            let bad = |why: &str| format!("jobs.retry.\"{kind}\": {why}");
+            if r.schedule_secs.is_empty() {
+                return Err(bad("schedule_secs needs at least one delay"));
+            }
+            let mut schedule = Vec::new();
+            for s in &r.schedule_secs {
+                if !s.is_finite() || *s < 0.0 || *s > 30.0 * 86_400.0 {
+                    return Err(bad("every delay must be between 0 and 2592000 seconds"));
+                }
+                schedule.push(std::time::Duration::from_secs_f64(*s));
+            }
+            let mut policy = spine_core::jobs::RetryPolicy { schedule, ..Default::default() };
+            if let Some(j) = r.jitter {
+                if !(0.0..=1.0).contains(&j) {
+                    return Err(bad("jitter must be between 0 and 1"));
+                }
+                policy.jitter = j;
+            }
+            out.insert(kind.clone(), policy);
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -95,6 +153,13 @@ impl Default for Settings {
                 lease_secs: 30,
                 shutdown_grace_secs: 30,
                 retention_days: 7,
+                retry: Default::default(),
+            },
+            vault: VaultSettings {
+                master_keys: Vec::new(),
+                active_key: None,
+                key_file: None,
+                replaced_grace_secs: 86400,
             },
         }
     }

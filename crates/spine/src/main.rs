@@ -142,6 +142,14 @@ async fn with_database(db: &Database, settings: &Settings, command: Command) -> 
             migrate().await?;
             commands::jobs::run(&store, cmd).await?;
         }
+        Command::Keys(cmd) => {
+            migrate().await?;
+            commands::vault::run(&store, settings, cmd).await?;
+        }
+        Command::Bench(BenchCmd::Vault(args)) => {
+            migrate().await?;
+            commands::bench_vault::run(&db.pool, args).await?;
+        }
         Command::Bench(BenchCmd::Queue(args)) => {
             migrate().await?;
             commands::bench::queue(&db.pool, settings, args).await?;

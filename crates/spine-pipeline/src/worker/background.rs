@@ -40,32 +40,35 @@ impl Shared {
     }
 }
 
+/// The results channel, shared by the flushers.
+pub(crate) type Results = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Finished>>>;
+
 /// Writes results as they come: everything that arrived while the previous `finish` ran goes
-/// into the next one. A failed write is retried with backoff; once the channel is closed
+/// into the next one. Several flushers share one channel, so one gathers the next batch while
+/// another's is being written. A failed write is retried with backoff; once the channel is closed
 /// (shutdown), it gives up after `give_up` and returns the error (those jobs run again when their
 /// leases lapse).
-pub(crate) async fn flush_loop(
-    shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<Finished>,
-    give_up: Duration,
-) -> Result<(), StoreError> {
+pub(crate) async fn flush_loop(shared: Arc<Shared>, rx: Results, give_up: Duration) -> Result<(), StoreError> {
     let mut batch: Vec<Finished> = Vec::new();
     let mut closed_at: Option<Instant> = None;
     let mut backoff = Duration::from_millis(20);
     loop {
-        if batch.is_empty() {
-            match rx.recv().await {
-                Some(f) => batch.push(f),
-                None => return Ok(()),
+        {
+            let mut rx = rx.lock().await;
+            if batch.is_empty() {
+                match rx.recv().await {
+                    Some(f) => batch.push(f),
+                    None => return Ok(()),
+                }
             }
-        }
-        while batch.len() < MAX_FLUSH {
-            match rx.try_recv() {
-                Ok(f) => batch.push(f),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    closed_at.get_or_insert_with(Instant::now);
-                    break;
+            while batch.len() < MAX_FLUSH {
+                match rx.try_recv() {
+                    Ok(f) => batch.push(f),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed_at.get_or_insert_with(Instant::now);
+                        break;
+                    }
                 }
             }
         }
@@ -83,7 +86,11 @@ pub(crate) async fn flush_loop(
             Err(e) => {
                 WorkerStats::add(&shared.stats.flush_errors, 1);
                 tracing::warn!(worker = %shared.cfg.id, error = %e, results = batch.len(), "writing job results failed; retrying");
-                if rx.is_closed() && rx.is_empty() {
+                let closed = {
+                    let rx = rx.lock().await;
+                    rx.is_closed() && rx.is_empty()
+                };
+                if closed {
                     let since = *closed_at.get_or_insert_with(Instant::now);
                     if since.elapsed() >= give_up {
                         tracing::error!(worker = %shared.cfg.id, results = batch.len(),
@@ -171,6 +178,30 @@ pub(crate) async fn reap_loop(shared: Arc<Shared>, every: Duration) {
             Err(e) => tracing::warn!(worker = %shared.cfg.id, error = %e, "reaping lapsed leases failed"),
         }
     }
+}
+
+/// The worker's own connections, apart from the handlers' pool: they skip the pool's liveness
+/// ping before every use (a failed statement is retried anyway), so each claim or result write
+/// is one round trip.
+/// - `claim`: one connection, with `synchronous_commit = off` (decision 0015). A claim lost in a database crash
+///   loses nothing (the jobs are simply still queued), and any later durable commit (a handler's
+///   write, a result) flushes the claim's WAL first; so a claim does not wait for its own flush.
+/// - `queue`: results, heartbeats and reaping, fully durable.
+pub(crate) fn worker_pools(pool: &PgPool, flushers: u32) -> (PgPool, PgPool) {
+    let opts = (*pool.connect_options()).clone();
+    let claim = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(opts.clone().options([("synchronous_commit", "off")]));
+    let queue = PgPoolOptions::new()
+        .max_connections(flushers + 2)
+        .min_connections(0)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(opts);
+    (claim, queue)
 }
 
 /// A one-connection pool for the LISTEN connection, so it takes no slot of the worker's pool.

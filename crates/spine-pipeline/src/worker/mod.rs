@@ -13,6 +13,7 @@
 //!   rest (queued again, the attempt not counted), write the results, return.
 
 mod background;
+mod claims;
 mod config;
 mod handlers;
 mod stats;
@@ -23,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use spine_core::jobs::{AfterFailure, ErrorClass, JobError, RetryPolicy};
-use spine_store::queue::{self, ClaimedJob, Finish, Finished};
+use spine_store::queue::{ClaimedJob, Finish, Finished};
 use spine_store::{Store, StoreError};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
-use tokio::task::{JoinError, JoinHandle, JoinSet};
+use tokio::task::{JoinError, JoinSet};
 
 pub use config::WorkerConfig;
 pub use handlers::{BoxFuture, HandlerFn, Handlers, JobContext};
@@ -35,6 +36,7 @@ pub use stats::{Histogram, HistogramSnapshot, StatsSnapshot, WorkerStats};
 
 use crate::Shutdown;
 use background::Shared;
+use claims::Claims;
 
 /// Runs job handlers until shutdown. See the module documentation.
 pub struct Worker {
@@ -58,7 +60,8 @@ struct Running {
 }
 
 type Outcome = (Result<(), JobError>, Instant);
-type Claim = JoinHandle<Result<Vec<ClaimedJob>, StoreError>>;
+/// Result writes in flight at once.
+const FLUSHERS: usize = 2;
 
 impl Worker {
     pub fn new(pool: PgPool, store: Store, handlers: Handlers, mut cfg: WorkerConfig) -> Self {
@@ -80,7 +83,8 @@ impl Worker {
     /// errors while running are logged and retried; the error returned is that of the last
     /// result write at shutdown, when it could not be done (those jobs run again later).
     pub async fn run(self, mut shutdown: Shutdown) -> Result<(), StoreError> {
-        let shared = Arc::new(Shared::new(self.pool.clone(), self.cfg.clone(), self.stats.clone()));
+        let (claim_pool, queue_pool) = background::worker_pools(&self.pool, FLUSHERS as u32);
+        let shared = Arc::new(Shared::new(queue_pool.clone(), self.cfg.clone(), self.stats.clone()));
         let lpool = background::listener_pool(&self.pool);
         // LISTEN before the first claim, so no notification falls between them.
         let listener = match tokio::time::timeout(Duration::from_secs(5), background::connect_listener(&lpool)).await {
@@ -93,7 +97,10 @@ impl Worker {
         };
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let give_up = self.cfg.shutdown_grace.max(Duration::from_secs(5));
-        let flusher = tokio::spawn(background::flush_loop(shared.clone(), done_rx, give_up));
+        let results: background::Results = Arc::new(tokio::sync::Mutex::new(done_rx));
+        let flushers: Vec<_> = (0..FLUSHERS)
+            .map(|_| tokio::spawn(background::flush_loop(shared.clone(), results.clone(), give_up)))
+            .collect();
         let mut helpers = vec![
             tokio::spawn(background::listen_loop(shared.clone(), lpool.clone(), listener)),
             tokio::spawn(background::reap_loop(shared.clone(), self.cfg.reap_every)),
@@ -105,6 +112,7 @@ impl Worker {
 
         let mut run = Loop {
             w: &self,
+            claim_pool: &claim_pool,
             shared: &shared,
             done: done_tx,
             tasks: JoinSet::new(),
@@ -114,17 +122,20 @@ impl Worker {
         run.main(&mut shutdown).await;
         drop(run);
 
-        let flushed = match flusher.await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(worker = %self.cfg.id, error = %e, "the result flusher panicked");
-                Ok(())
+        let mut flushed = Ok(());
+        for f in flushers {
+            match f.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => flushed = Err(e),
+                Err(e) => tracing::error!(worker = %self.cfg.id, error = %e, "a result flusher panicked"),
             }
-        };
+        }
         for h in helpers {
             h.abort();
         }
         lpool.close().await;
+        claim_pool.close().await;
+        queue_pool.close().await;
         tracing::info!(worker = %self.cfg.id, stats = ?self.stats.snapshot(), "worker stopped");
         flushed
     }
@@ -132,6 +143,7 @@ impl Worker {
 
 struct Loop<'a> {
     w: &'a Worker,
+    claim_pool: &'a PgPool,
     shared: &'a Arc<Shared>,
     done: mpsc::UnboundedSender<Finished>,
     tasks: JoinSet<Outcome>,
@@ -143,9 +155,7 @@ struct Loop<'a> {
 impl Loop<'_> {
     async fn main(&mut self, shutdown: &mut Shutdown) {
         let cfg = &self.w.cfg;
-        let mut claiming: Option<(Claim, usize)> = None;
-        // The last claim found less than it asked for: wait for a wake-up or the poll timer.
-        let mut drained = false;
+        let mut claims = Claims::default();
         let mut next_poll = tokio::time::Instant::now();
         // Set at shutdown: the grace deadline.
         let mut stopping: Option<tokio::time::Instant> = None;
@@ -160,18 +170,12 @@ impl Loop<'_> {
                 self.start(h);
             }
             let held = self.tasks.len() + self.buffer.len();
-            let room = cfg.max_held().saturating_sub(held);
-            if stopping.is_none() && claiming.is_none() && !drained && room >= cfg.claim_step() {
-                let limit = room.min(cfg.claim_batch.max(1));
-                let (pool, id, kinds, lease) = (self.w.pool.clone(), cfg.id.clone(), cfg.kinds.clone(), cfg.lease);
-                claiming = Some((
-                    tokio::spawn(async move { queue::claim(&pool, &id, kinds.as_deref(), limit as i64, lease).await }),
-                    limit,
-                ));
+            if stopping.is_none() && claims.start(self.claim_pool, cfg, held) {
                 next_poll = tokio::time::Instant::now() + cfg.poll_every;
                 WorkerStats::add(&self.shared.stats.claims, 1);
+                continue;
             }
-            if stopping.is_some() && self.tasks.is_empty() && claiming.is_none() {
+            if stopping.is_some() && self.tasks.is_empty() && claims.is_empty() {
                 return;
             }
             tokio::select! {
@@ -183,34 +187,16 @@ impl Loop<'_> {
                         self.release(&h, Instant::now());
                     }
                 }
-                res = async {
-                    match claiming.as_mut() {
-                        Some((claim, _)) => claim.await,
-                        None => std::future::pending().await,
+                res = claims.next(), if !claims.is_empty() => {
+                    let jobs = claims.done(res, &cfg.id);
+                    if jobs.is_empty() {
+                        WorkerStats::add(&self.shared.stats.empty_claims, 1);
                     }
-                }, if claiming.is_some() => {
-                    let limit = claiming.take().map_or(0, |(_, limit)| limit);
-                    match res {
-                        Ok(Ok(jobs)) => {
-                            drained = jobs.len() < limit;
-                            if jobs.is_empty() {
-                                WorkerStats::add(&self.shared.stats.empty_claims, 1);
-                            }
-                            self.claimed(jobs, stopping.is_some());
-                        }
-                        Ok(Err(e)) => {
-                            tracing::warn!(worker = %cfg.id, error = %e, "claiming jobs failed; retrying");
-                            drained = true;
-                        }
-                        Err(e) => {
-                            tracing::error!(worker = %cfg.id, error = %e, "the claim task failed");
-                            drained = true;
-                        }
-                    }
+                    self.claimed(jobs, stopping.is_some());
                 }
                 Some(res) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.joined(res),
-                _ = self.shared.wake.notified(), if drained && stopping.is_none() => drained = false,
-                _ = tokio::time::sleep_until(next_poll), if drained && stopping.is_none() => drained = false,
+                _ = self.shared.wake.notified(), if claims.drained && stopping.is_none() => claims.drained = false,
+                _ = tokio::time::sleep_until(next_poll), if claims.drained && stopping.is_none() => claims.drained = false,
                 _ = tokio::time::sleep_until(stopping.unwrap_or_else(tokio::time::Instant::now)), if stopping.is_some() && !aborted => {
                     tracing::warn!(worker = %cfg.id, jobs = self.tasks.len(), "shutdown grace over; releasing unfinished jobs");
                     self.tasks.abort_all();

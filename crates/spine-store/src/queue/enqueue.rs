@@ -93,6 +93,12 @@ pub async fn enqueue_many(conn: &mut sqlx::PgConnection, jobs: &[NewJob]) -> Res
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
+    if let Some(j) = jobs.iter().find(|j| !spine_core::jobs::is_valid_kind(&j.kind)) {
+        return Err(StoreError::Invalid(format!(
+            "job kind {:?}: use a lowercase letter, then up to 62 of a-z, 0-9, '_' and '.'",
+            j.kind
+        )));
+    }
     let n = jobs.len();
     let mut id = Vec::with_capacity(n);
     let (mut tenant, mut kind, mut payload, mut priority, mut run_at, mut max_attempts) = (

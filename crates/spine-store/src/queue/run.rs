@@ -32,7 +32,8 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// Claims up to `limit` due jobs (optionally only of `kinds`) in one statement, leasing them to
-/// `worker` for `lease`. Concurrent claimers skip each other's rows.
+/// `worker` for `lease`, in order: priority, then due time. Concurrent claimers skip each other's
+/// rows.
 pub async fn claim(
     pool: &PgPool,
     worker: &str,

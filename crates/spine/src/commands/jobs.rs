@@ -2,12 +2,13 @@
 
 use chrono::{Duration, Utc};
 use serde_json::json;
+use spine_core::ids::TenantId;
 use spine_core::jobs::JobState;
 use spine_store::Store;
-use spine_store::queue::{self, JobFilter, JobRow};
+use spine_store::queue::{self, Enqueued, JobFilter, JobRow, NewJob};
 use uuid::Uuid;
 
-use crate::cli::{JobActionArgs, JobSelect, JobsCmd};
+use crate::cli::{EnqueueArgs, JobActionArgs, JobSelect, JobsCmd};
 use crate::error::CliError;
 use crate::output;
 
@@ -51,8 +52,45 @@ fn parse_id(id: &str) -> Result<Uuid, CliError> {
     Uuid::parse_str(id).map_err(|_| CliError::usage(format!("{id:?} is not a job id (a UUID)")))
 }
 
+async fn enqueue(store: &Store, a: EnqueueArgs) -> Result<(), CliError> {
+    let payload: serde_json::Value =
+        serde_json::from_str(&a.payload).map_err(|e| CliError::usage(format!("--payload is not JSON: {e}")))?;
+    if !payload.is_object() {
+        return Err(CliError::usage("--payload must be a JSON object"));
+    }
+    let known = spine_pipeline::builtin::handlers().kinds();
+    if !known.contains(&a.kind) {
+        return Err(CliError::usage(format!("no handler for kind {:?}; known kinds: {}", a.kind, known.join(", "))));
+    }
+    if !(1..=1000).contains(&a.max_attempts) {
+        return Err(CliError::usage("--max-attempts must be between 1 and 1000"));
+    }
+    let tenant = TenantId(crate::commands::admin::find_tenant(store, &a.tenant).await?.id);
+    let mut job = NewJob::new(tenant, a.kind, payload);
+    job.max_attempts = a.max_attempts;
+    job.priority = a.priority;
+    job.dedupe_key = a.dedupe_key;
+    job.run_at = a.delay_secs.map(|s| Utc::now() + Duration::seconds(s.min(10 * 365 * 86_400) as i64));
+    let mut tx = store.tenant_tx(tenant).await?;
+    let done = queue::enqueue(tx.conn(), &job).await?;
+    tx.commit().await?;
+    let (id, duplicate) = match done {
+        Enqueued::New(id) => (id, false),
+        Enqueued::Duplicate(id) => (id, true),
+    };
+    if a.json {
+        output::json(&json!({"id": id, "duplicate": duplicate}));
+    } else if duplicate {
+        output::text(&format!("{id} (already queued with this dedupe key)"));
+    } else {
+        output::text(&id.to_string());
+    }
+    Ok(())
+}
+
 pub async fn run(store: &Store, cmd: JobsCmd) -> Result<(), CliError> {
     match cmd {
+        JobsCmd::Enqueue(a) => enqueue(store, a).await?,
         JobsCmd::List { select, json } => {
             let f = filter(store, &select).await?;
             let mut tx = store.system_tx().await?;

@@ -31,6 +31,7 @@ pub async fn run(settings: Settings, listen: Option<String>) -> Result<(), CliEr
 async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instant) -> Result<(), CliError> {
     spine_store::migrate::run(&db.pool).await.map_err(|e| CliError::failed(format!("migrations failed: {e}")))?;
     let store = Store::new(db.pool.clone());
+    let _vault_keys = crate::commands::vault::keyring_for_up(settings, &store).await?;
     let signer = session_signer(settings)?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         CliError::failed(format!("cannot listen on {listen}: {e}"))

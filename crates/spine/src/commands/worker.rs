@@ -21,8 +21,15 @@ pub fn spawn(
     settings: &Settings,
     args: &WorkerArgs,
 ) -> Result<std::sync::Arc<WorkerStats>, CliError> {
-    let handlers = spine_pipeline::builtin::handlers();
+    let policies = settings.jobs.retry_policies().map_err(CliError::usage)?;
+    let handlers = spine_pipeline::builtin::handlers_with(&policies);
     let known = handlers.kinds();
+    if let Some(unknown) = policies.keys().find(|k| !known.contains(k)) {
+        return Err(CliError::usage(format!(
+            "jobs.retry names kind {unknown:?}, which has no handler; known kinds: {}",
+            known.join(", ")
+        )));
+    }
     let kinds = match &args.kinds {
         Some(list) => {
             let wanted: Vec<String> = list.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
@@ -59,10 +66,37 @@ pub fn spawn(
 /// `spine worker`: only background work, until SIGINT/SIGTERM.
 pub async fn run(pool: &PgPool, settings: &Settings, args: WorkerArgs) -> Result<(), CliError> {
     let mut supervisor = Supervisor::new();
-    spawn(&mut supervisor, pool, settings, &args)?;
+    let stats = spawn(&mut supervisor, pool, settings, &args)?;
+    let metrics = match &args.metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| CliError::config(format!("--metrics-listen {addr}: {e}")))?;
+            let local = listener.local_addr().map_err(|e| CliError::failed(e.to_string()))?;
+            let state = spine_api::AppState {
+                store: Store::new(pool.clone()),
+                // Nothing here signs or checks sessions; a throwaway key keeps the type whole.
+                signer: spine_core::auth::SessionSigner::new(spine_core::secret::Secret::new(
+                    [*uuid::Uuid::new_v4().as_bytes(), *uuid::Uuid::new_v4().as_bytes()].concat(),
+                )),
+                config: Default::default(),
+                metrics: Some(std::sync::Arc::new(move || stats.render_prometheus())),
+            };
+            crate::output::text(&format!("metrics at http://{local}/metrics"));
+            Some(tokio::spawn(async move {
+                axum::serve(listener, spine_api::metrics_router(state))
+                    .with_graceful_shutdown(crate::commands::up::shutdown_signal())
+                    .await
+            }))
+        }
+        None => None,
+    };
     crate::output::text("Spine worker running (SIGINT or SIGTERM to stop)");
     crate::commands::up::shutdown_signal().await;
     tracing::info!("worker shutting down");
     supervisor.shutdown().await;
+    if let Some(m) = metrics {
+        m.abort();
+    }
     Ok(())
 }

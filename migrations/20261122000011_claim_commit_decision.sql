@@ -1,0 +1,7 @@
+-- Decision 0015 (docs/decisions/0015-asynchronous-claim-commits.md).
+INSERT INTO qieos.adr_records (adr_number, title, context, decision, consequences, document_path, decided_at) VALUES
+ (15, 'Claims commit without waiting for their WAL flush',
+  'Issue 3 asks for a queue measured with default durability (fsync on, synchronous_commit on). Every claim is a commit, and with a deep queue claims are the worker''s critical path: one claim in flight at a time, each waiting for a WAL flush (about 2 ms on this machine''s disk) besides its own work. A second claim in flight did not help on two cores (page and WAL contention made every statement slower), so the wait itself had to go.',
+  'The worker''s claim connection runs with synchronous_commit = off; the server keeps its defaults and every other write (enqueue, results, heartbeats, reaping, handlers'' own writes) stays fully durable. A claim lost in a database crash loses nothing: its jobs are simply still queued and run again (delivery is at least once anyway). A claim cannot be lost while anything that depends on it survives: WAL is flushed in order, so any later durable commit (a handler''s write, the attempt''s result) flushes the claim first. The worker''s own connections also skip the pool''s liveness ping, so a claim is one round trip.',
+  'After a crash, a job may show as queued although a worker had claimed it; its handler''s effects, if any were committed, imply the claim was committed too. Nothing else changes.',
+  'docs/decisions/0015-asynchronous-claim-commits.md', DATE '2026-11-22');
