@@ -6,6 +6,7 @@ pub mod builtin;
 pub mod cron;
 mod heartbeat;
 mod janitor;
+pub mod staging;
 mod supervisor;
 pub mod worker;
 

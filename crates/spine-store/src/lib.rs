@@ -3,6 +3,7 @@
 //! from the authenticated identity; [`Store::system_tx`] is for authentication and platform
 //! administration and is never handed to request handlers.
 
+pub mod blob;
 pub mod embedded;
 mod error;
 pub mod governance;

@@ -46,6 +46,8 @@ pub enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Re-hash every blob and compare with the files that reference them; --repair removes old orphans.
+    Fsck(crate::commands::fsck::FsckArgs),
     /// Benchmarks against the configured database.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -83,6 +85,10 @@ pub enum BenchCmd {
     Queue(crate::commands::bench::QueueArgs),
     /// Vault: seal+open cost per secret and rotation rate, each beside a baseline.
     Vault(crate::commands::bench_vault::VaultArgs),
+    /// Blob store: files of mixed sizes through `BlobStore::put`; throughput and peak RSS.
+    Blobs(crate::commands::bench_blobs::BlobsArgs),
+    /// Structured staging: parse a CSV/JSON file and COPY it into staging.import_rows; rows/s.
+    Staging(crate::commands::bench_staging::StagingArgs),
 }
 
 #[derive(Subcommand, Debug)]

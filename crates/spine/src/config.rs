@@ -23,6 +23,50 @@ pub struct Settings {
     pub postgres: PostgresSettings,
     pub jobs: JobSettings,
     pub vault: VaultSettings,
+    pub blobs: BlobSettings,
+}
+
+/// Where blobs (the bytes of every registered file) are kept; see decision 0016.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobSettings {
+    /// `local` (a directory) or `s3` (an S3-compatible bucket, `blobs.s3`).
+    pub backend: BlobBackend,
+    /// Directory of the local store. Unset: `data_dir/blobs`.
+    pub root: Option<PathBuf>,
+    /// The bucket when `backend = "s3"`.
+    pub s3: Option<S3Settings>,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobBackend {
+    Local,
+    S3,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Endpoint URL of a non-AWS server (path-style requests); unset: AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<Secret<String>>,
+    /// Allow a plain `http://` endpoint (loopback servers).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -161,6 +205,7 @@ impl Default for Settings {
                 key_file: None,
                 replaced_grace_secs: 86400,
             },
+            blobs: BlobSettings { backend: BlobBackend::Local, root: None, s3: None, max_upload_bytes: 1 << 30 },
         }
     }
 }

@@ -61,6 +61,7 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, CliError>
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(BenchCmd::Blobs(args)) => commands::bench_blobs::run(&settings, args).await,
         other => {
             let db = Database::open(&settings).await?;
             let result = with_database(&db, &settings, other).await;
@@ -79,6 +80,12 @@ async fn with_database(db: &Database, settings: &Settings, command: Command) -> 
         Command::Migrate => {
             migrate().await?;
             output::text(&format!("migrations applied ({})", db.location));
+        }
+        Command::Fsck(args) => {
+            migrate().await?;
+            if !commands::fsck::run(&db.pool, settings, args).await? {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Governance(GovernanceCmd::Check { json }) => {
             if !commands::governance::check(db, json).await? {
@@ -150,11 +157,17 @@ async fn with_database(db: &Database, settings: &Settings, command: Command) -> 
             migrate().await?;
             commands::bench_vault::run(&db.pool, args).await?;
         }
+        Command::Bench(BenchCmd::Staging(args)) => {
+            migrate().await?;
+            commands::bench_staging::run(&db.pool, args).await?;
+        }
         Command::Bench(BenchCmd::Queue(args)) => {
             migrate().await?;
             commands::bench::queue(&db.pool, settings, args).await?;
         }
-        Command::Up(_) | Command::Openapi | Command::Config(_) => unreachable!("handled without a database"),
+        Command::Up(_) | Command::Openapi | Command::Config(_) | Command::Bench(BenchCmd::Blobs(_)) => {
+            unreachable!("handled without a database")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

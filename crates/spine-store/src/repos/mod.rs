@@ -5,5 +5,6 @@ pub mod audit;
 pub mod keys;
 pub mod registry;
 pub mod runtime;
+pub mod staging;
 pub mod tenants;
 pub mod users;

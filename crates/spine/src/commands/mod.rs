@@ -2,10 +2,13 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bench_blobs;
 mod bench_enqueue;
 mod bench_probe;
+pub mod bench_staging;
 pub mod bench_vault;
 mod bench_worker;
+pub mod fsck;
 pub mod governance;
 pub mod jobs;
 pub mod schedules;

@@ -1,0 +1,73 @@
+//! The reading half of a put, shared by the backends: fixed-size reads, hashing as the bytes go
+//! by, and the size limit (reading stops at the first chunk past it).
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::BlobError;
+
+/// Size of the read buffer of a put (and of fsck's re-hash).
+pub(crate) const READ_CHUNK: usize = 1024 * 1024;
+
+/// Hashes and counts what a put reads.
+pub(crate) struct Ingest {
+    hasher: Sha256,
+    total: u64,
+    limit: Option<u64>,
+}
+
+impl Ingest {
+    pub(crate) fn new(limit: Option<u64>) -> Self {
+        Self { hasher: Sha256::new(), total: 0, limit }
+    }
+
+    /// Reads the next chunk into `buf` (0 at the end), hashing it. `TooLarge` as soon as the
+    /// total passes the limit; at most one chunk past the limit is ever read.
+    pub(crate) async fn read<R: AsyncRead + Unpin>(&mut self, r: &mut R, buf: &mut [u8]) -> Result<usize, BlobError> {
+        let want = match self.limit {
+            // Never ask for more than one byte past the limit.
+            Some(limit) => buf.len().min(usize::try_from(limit.saturating_sub(self.total) + 1).unwrap_or(usize::MAX)),
+            None => buf.len(),
+        };
+        let n = loop {
+            match r.read(&mut buf[..want]).await {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BlobError::Input(e)),
+            }
+        };
+        self.total += n as u64;
+        if let Some(limit) = self.limit
+            && self.total > limit
+        {
+            return Err(BlobError::TooLarge { limit });
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    /// The lowercase hex SHA-256 of everything read.
+    pub(crate) fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.total)
+    }
+}
+
+/// Streams a reader to its SHA-256 and length (fsck's re-hash).
+pub(crate) async fn hash_reader<R: AsyncRead + Unpin>(
+    r: &mut R,
+    mut on_bytes: impl FnMut(u64),
+) -> Result<(String, u64), std::io::Error> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+        on_bytes(n as u64);
+    }
+    Ok((hex::encode(hasher.finalize()), total))
+}

@@ -1,0 +1,133 @@
+//! `spine bench staging --file F`: stages a CSV (or JSON) file through the staging parser and
+//! COPY loader, as an upload would, in one tenant transaction, and prints rows/s and one
+//! `RESULT {json}`. bench/staging.sh puts the figure beside `psql \copy` of the same file.
+//!
+//! It works in its own tenant (`bench-staging`) with a fresh file and batch per run, and deletes
+//! the staged rows afterwards (outside the timing) unless `--keep`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use serde_json::json;
+use spine_core::ids::TenantId;
+use spine_pipeline::staging::{ParseOptions, stage};
+use spine_store::Store;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::CliError;
+use crate::output;
+
+const TENANT: &str = "bench-staging";
+
+#[derive(Args, Debug)]
+pub struct StagingArgs {
+    /// The file to stage.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Leave the staged rows in place.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn sql(e: sqlx::Error) -> CliError {
+    CliError::failed(format!("database: {e}"))
+}
+
+pub async fn run(pool: &PgPool, args: StagingArgs) -> Result<(), CliError> {
+    let meta = std::fs::metadata(&args.file).map_err(|e| CliError::usage(format!("{}: {e}", args.file.display())))?;
+    let (tenant, batch, file) = prepare(pool, &args, meta.len()).await?;
+    let store = Store::new(pool.clone());
+    let input =
+        std::fs::File::open(&args.file).map_err(|e| CliError::failed(format!("{}: {e}", args.file.display())))?;
+    let started = Instant::now();
+    let mut tx = store.tenant_tx(tenant).await?;
+    let report =
+        stage(&mut tx, batch, file, std::io::BufReader::with_capacity(256 * 1024, input), ParseOptions::default())
+            .await
+            .map_err(|e| CliError::failed(format!("staging failed: {e}")))?;
+    tx.commit().await?;
+    let secs = started.elapsed().as_secs_f64();
+    let rows = report.counts.rows_total;
+    let rate = rows as f64 / secs;
+    output::text(&format!(
+        "staged {rows} rows ({} ok, {} with errors) of {} MB in {secs:.2} s = {rate:.0} rows/s, {:.1} MB/s",
+        report.counts.rows_ok,
+        report.counts.rows_error,
+        meta.len() / 1_000_000,
+        meta.len() as f64 / 1e6 / secs
+    ));
+    if !args.keep {
+        sqlx::query("DELETE FROM staging.import_rows WHERE import_batch_id = $1")
+            .bind(batch)
+            .execute(pool)
+            .await
+            .map_err(sql)?;
+    }
+    let result = json!({
+        "bench": "staging",
+        "file": args.file.display().to_string(),
+        "bytes": meta.len(),
+        "rows": rows,
+        "rows_ok": report.counts.rows_ok,
+        "rows_error": report.counts.rows_error,
+        "seconds": secs,
+        "rows_per_sec": rate,
+        "encoding": report.summary.encoding,
+        "format": report.summary.format,
+    });
+    output::text(&format!("RESULT {result}"));
+    Ok(())
+}
+
+/// The benchmark tenant (made once), a source, and a new file and batch for this run.
+async fn prepare(pool: &PgPool, args: &StagingArgs, size: u64) -> Result<(TenantId, Uuid, Uuid), CliError> {
+    sqlx::query(
+        "INSERT INTO core.tenants (id, slug, display_name) VALUES (gen_random_uuid(), $1, 'Staging benchmark') \
+         ON CONFLICT (slug) DO NOTHING",
+    )
+    .bind(TENANT)
+    .execute(pool)
+    .await
+    .map_err(sql)?;
+    let tenant: Uuid = sqlx::query_scalar("SELECT id FROM core.tenants WHERE slug = $1")
+        .bind(TENANT)
+        .fetch_one(pool)
+        .await
+        .map_err(sql)?;
+    sqlx::query(
+        "INSERT INTO qinexus.sources (tenant_id, source_key, source_kind, display_name) \
+         VALUES ($1, 'bench', 'manual', 'Benchmark') ON CONFLICT (tenant_id, source_key) DO NOTHING",
+    )
+    .bind(tenant)
+    .execute(pool)
+    .await
+    .map_err(sql)?;
+    let source: Uuid =
+        sqlx::query_scalar("SELECT id FROM qinexus.sources WHERE tenant_id = $1 AND source_key = 'bench'")
+            .bind(tenant)
+            .fetch_one(pool)
+            .await
+            .map_err(sql)?;
+    let name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bench".into());
+    let file: Uuid = sqlx::query_scalar(
+        "INSERT INTO qinexus.files (tenant_id, source_id, original_name, storage_name, content_sha256, size_bytes, media_type) \
+         VALUES ($1, $2, $3, $3, repeat('0', 64), $4, 'text/csv') RETURNING id",
+    )
+    .bind(tenant)
+    .bind(source)
+    .bind(&name)
+    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+    .fetch_one(pool)
+    .await
+    .map_err(sql)?;
+    let batch: Uuid =
+        sqlx::query_scalar("INSERT INTO qinexus.import_batches (tenant_id, source_id) VALUES ($1, $2) RETURNING id")
+            .bind(tenant)
+            .bind(source)
+            .fetch_one(pool)
+            .await
+            .map_err(sql)?;
+    Ok((TenantId::from(tenant), batch, file))
+}
