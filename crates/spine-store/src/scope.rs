@@ -40,9 +40,20 @@ impl Store {
     }
 
     pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx, StoreError> {
+        self.scoped_tx(tenant, "spine_app").await
+    }
+
+    /// A tenant transaction for ingress code, as the role `spine_ingest`: it may write capture,
+    /// file/batch and staging tables and enqueue jobs, and nothing canonical (decision 0018).
+    pub async fn ingest_tx(&self, tenant: TenantId) -> Result<TenantTx, StoreError> {
+        self.scoped_tx(tenant, "spine_ingest").await
+    }
+
+    async fn scoped_tx(&self, tenant: TenantId, role: &'static str) -> Result<TenantTx, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('role', 'spine_app', true), set_config('spine.tenant_id', $1, true)")
+        sqlx::query("SELECT set_config('role', $2, true), set_config('spine.tenant_id', $1, true)")
             .bind(tenant.to_string())
+            .bind(role)
             .execute(&mut *tx)
             .await?;
         Ok(TenantTx { tx, tenant })
