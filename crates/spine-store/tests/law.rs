@@ -22,6 +22,18 @@ fn sqlstate(e: sqlx::Error) -> String {
     e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()).unwrap_or_else(|| format!("{e}"))
 }
 
+/// What ingress does: record an arrival and enqueue the job that continues it.
+async fn capture_and_enqueue(tx: &mut spine_store::TenantTx, t: TenantId) {
+    sqlx::query(
+        "INSERT INTO qiaccess.capture_events (tenant_id, ingress_kind, route, captured_by) VALUES ($1, 'upload', '/v1/files', 'key:test')",
+    )
+    .bind(t.as_uuid())
+    .execute(tx.conn())
+    .await
+    .unwrap();
+    queue::enqueue(tx.conn(), &NewJob::new(t, "spine.noop", json!({}))).await.unwrap();
+}
+
 #[tokio::test]
 async fn ingest_cannot_write_canonical_tables() {
     let (_db, store, t) = setup().await;
@@ -42,14 +54,7 @@ async fn ingest_cannot_write_canonical_tables() {
 async fn ingest_can_capture_and_enqueue_for_its_tenant_only() {
     let (db, store, t) = setup().await;
     let mut tx = store.ingest_tx(t).await.unwrap();
-    sqlx::query(
-        "INSERT INTO qiaccess.capture_events (tenant_id, ingress_kind, route, captured_by) VALUES ($1, 'upload', '/v1/files', 'key:test')",
-    )
-    .bind(t.as_uuid())
-    .execute(tx.conn())
-    .await
-    .unwrap();
-    queue::enqueue(tx.conn(), &NewJob::new(t, "spine.noop", json!({}))).await.unwrap();
+    capture_and_enqueue(&mut tx, t).await;
     // Another tenant's row is refused by RLS, as for the app role.
     let err = sqlx::query(
         "INSERT INTO qiaccess.capture_events (tenant_id, ingress_kind, route, captured_by) VALUES (gen_random_uuid(), 'upload', '/', 'key:test')",
@@ -61,14 +66,7 @@ async fn ingest_can_capture_and_enqueue_for_its_tenant_only() {
     drop(tx);
 
     let mut tx = store.ingest_tx(t).await.unwrap();
-    sqlx::query(
-        "INSERT INTO qiaccess.capture_events (tenant_id, ingress_kind, route, captured_by) VALUES ($1, 'upload', '/v1/files', 'key:test')",
-    )
-    .bind(t.as_uuid())
-    .execute(tx.conn())
-    .await
-    .unwrap();
-    queue::enqueue(tx.conn(), &NewJob::new(t, "spine.noop", json!({}))).await.unwrap();
+    capture_and_enqueue(&mut tx, t).await;
     tx.commit().await.unwrap();
     let (captures, jobs): (i64, i64) =
         sqlx::query_as("SELECT (SELECT count(*) FROM qiaccess.capture_events), (SELECT count(*) FROM qiserver.jobs)")

@@ -75,7 +75,7 @@ pub async fn sync_keys(store: &Store, keyring: &Keyring) -> Result<KeySync, Vaul
     Ok(out)
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct KeyStatus {
     pub key_id: String,
     pub state: String,
@@ -86,7 +86,7 @@ pub struct KeyStatus {
     pub retired_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct RotationStatus {
     pub id: Uuid,
     pub target_key_id: String,
@@ -108,46 +108,21 @@ pub struct VaultStatus {
 /// Secrets per key id, the keys' states and the latest rotation. Reads only.
 pub async fn status(store: &Store) -> Result<VaultStatus, VaultStoreError> {
     let mut tx = store.system_tx().await?;
-    let rows = sqlx::query(
-        "SELECT m.key_id, m.state, m.key_fingerprint, m.activated_at, m.retired_at, coalesce(c.n, 0) AS secrets
+    let keys: Vec<KeyStatus> = sqlx::query_as(
+        "SELECT m.key_id, m.state, m.key_fingerprint AS fingerprint, m.activated_at, m.retired_at,
+                coalesce(c.n, 0) AS secrets
          FROM qivault.master_keys m
          LEFT JOIN (SELECT key_id, count(*) AS n FROM qivault.secrets GROUP BY key_id) c USING (key_id)
          ORDER BY m.state = 'active' DESC, m.state = 'retired', m.key_id",
     )
     .fetch_all(tx.conn())
     .await?;
-    let keys = rows
-        .iter()
-        .map(|r| {
-            Ok(KeyStatus {
-                key_id: r.try_get("key_id")?,
-                state: r.try_get("state")?,
-                fingerprint: r.try_get("key_fingerprint")?,
-                secrets: r.try_get("secrets")?,
-                activated_at: r.try_get("activated_at")?,
-                retired_at: r.try_get("retired_at")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let rotation = sqlx::query(
+    let rotation: Option<RotationStatus> = sqlx::query_as(
         "SELECT id, target_key_id, state, secrets_total, secrets_rotated, batches, started_at, finished_at
          FROM qivault.rotations ORDER BY state = 'running' DESC, started_at DESC LIMIT 1",
     )
     .fetch_optional(tx.conn())
-    .await?
-    .map(|r| -> Result<RotationStatus, sqlx::Error> {
-        Ok(RotationStatus {
-            id: r.try_get("id")?,
-            target_key_id: r.try_get("target_key_id")?,
-            state: r.try_get("state")?,
-            secrets_total: r.try_get("secrets_total")?,
-            secrets_rotated: r.try_get("secrets_rotated")?,
-            batches: r.try_get("batches")?,
-            started_at: r.try_get("started_at")?,
-            finished_at: r.try_get("finished_at")?,
-        })
-    })
-    .transpose()?;
+    .await?;
     tx.commit().await?;
     Ok(VaultStatus { keys, rotation })
 }
