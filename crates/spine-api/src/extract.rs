@@ -73,6 +73,16 @@ impl Auth {
             _ => Err(ApiError::forbidden(&format!("the {scope} scope in a tenant"))),
         }
     }
+    /// The caller's tenant when it holds any of `scopes`.
+    pub fn require_any_scope(&self, scopes: &[Scope]) -> Result<TenantId, ApiError> {
+        match self.0.tenant() {
+            Some(t) if scopes.iter().any(|s| self.0.has_scope(*s)) => Ok(t),
+            _ => {
+                let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+                Err(ApiError::forbidden(&format!("one of the scopes {} in a tenant", names.join(", "))))
+            }
+        }
+    }
     /// A successful audit event with this caller as the actor.
     pub fn audit_event<'a>(
         &self,

@@ -10,7 +10,7 @@ mod state;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 
 pub use state::{ApiConfig, AppState, MetricsRender};
 
@@ -36,9 +36,21 @@ pub fn router(state: AppState) -> Router {
         .route("/schedules/{id}/{action}", post(routes::schedules::act))
         .route("/registry/schemas", get(routes::registry::schemas))
         .route("/registry/tables", get(routes::registry::tables))
-        .route("/registry/fields", get(routes::registry::fields));
+        .route("/registry/fields", get(routes::registry::fields))
+        .route("/files/{id}", get(routes::files::show))
+        .route("/batches/{id}", get(routes::files::batch))
+        .route("/batches/{id}/approve", post(routes::review::bulk_approve))
+        .route("/batches/{id}/promote", post(routes::review::promote))
+        .route("/review", get(routes::review::list))
+        .route("/review/{id}", get(routes::review::show))
+        .route("/review/{id}/mapping", put(routes::review::edit))
+        .route("/review/{id}/{decision}", post(routes::review::decide))
+        .route("/provenance/{id}", get(routes::provenance::show));
     let body_limit = state.config.max_body_bytes;
     let timeout = state.config.request_timeout;
+    // Uploads stream any size (the registrar enforces blobs.max_upload_bytes) for as long as
+    // they take, so they sit outside the JSON body limit and the request timeout.
+    let uploads = Router::new().route("/v1/files", post(routes::files::upload)).layer(DefaultBodyLimit::disable());
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
@@ -49,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(move |req, next| middleware::timeout(timeout, req, next)))
+        .merge(uploads)
         .layer(axum::middleware::from_fn(middleware::request_span))
         .with_state(state)
 }

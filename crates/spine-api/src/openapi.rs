@@ -20,9 +20,12 @@ use crate::routes;
         routes::schedules::list, routes::schedules::create, routes::schedules::show, routes::schedules::act,
         routes::schedules::delete,
         routes::registry::schemas, routes::registry::tables, routes::registry::fields,
+        routes::files::upload, routes::files::show, routes::files::batch,
+        routes::review::list, routes::review::show, routes::review::decide, routes::review::edit,
+        routes::review::bulk_approve, routes::review::promote, routes::provenance::show,
     ),
     modifiers(&Bearer),
-    tags((name = "health"), (name = "auth"), (name = "tenants"), (name = "users"), (name = "keys"), (name = "registry"), (name = "jobs"))
+    tags((name = "health"), (name = "auth"), (name = "tenants"), (name = "users"), (name = "keys"), (name = "registry"), (name = "jobs"), (name = "files"), (name = "review"), (name = "provenance"))
 )]
 pub struct ApiDoc;
 

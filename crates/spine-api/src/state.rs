@@ -35,4 +35,6 @@ pub struct AppState {
     pub signer: SessionSigner,
     pub config: ApiConfig,
     pub metrics: Option<MetricsRender>,
+    /// Registration for uploads; `None` where the process takes no files (a worker's /metrics).
+    pub registrar: Option<spine_pipeline::register::Registrar>,
 }

@@ -4,10 +4,13 @@
 pub mod auth;
 pub mod cron;
 pub mod error_code;
+pub mod file_name;
 pub mod governance;
 pub mod http_class;
+pub mod identifier;
 pub mod ids;
 pub mod jobs;
+pub mod media_type;
 pub mod names;
 pub mod secret;
 pub mod vault;

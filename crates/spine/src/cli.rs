@@ -43,6 +43,34 @@ pub enum Command {
     /// Cron schedules that enqueue jobs.
     #[command(subcommand)]
     Schedules(SchedulesCmd),
+    /// Register files and folders through the registration pipeline (as uploads are).
+    Ingest(crate::commands::ingest::IngestArgs),
+    /// The review queue of staged rows: list, show, approve, reject, edit, approve-all.
+    #[command(subcommand)]
+    Review(crate::commands::review::ReviewCmd),
+    /// Promote a batch's approved rows to canonical records (idempotent).
+    Promote {
+        /// Import batch id.
+        batch: uuid::Uuid,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Provenance: a record back to its staged row, batch, file version, blob and capture; or a
+    /// file, batch, row or capture forward to the records derived from it.
+    Trace {
+        id: uuid::Uuid,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The import profiles this build ships (for --profile).
+    Profiles {
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),

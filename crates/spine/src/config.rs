@@ -24,6 +24,8 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub vault: VaultSettings,
     pub blobs: BlobSettings,
+    /// Watched inbox folders (`[inbox]`, `[[inbox.folders]]`).
+    pub inbox: spine_connectors::inbox::InboxSettings,
 }
 
 /// Where blobs (the bytes of every registered file) are kept; see decision 0016.
@@ -206,6 +208,7 @@ impl Default for Settings {
                 replaced_grace_secs: 86400,
             },
             blobs: BlobSettings { backend: BlobBackend::Local, root: None, s3: None, max_upload_bytes: 1 << 30 },
+            inbox: Default::default(),
         }
     }
 }

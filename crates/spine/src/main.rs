@@ -62,6 +62,10 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, CliError>
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCmd::Blobs(args)) => commands::bench_blobs::run(&settings, args).await,
+        Command::Profiles { json } => {
+            commands::review::profiles(json);
+            Ok(ExitCode::SUCCESS)
+        }
         other => {
             let db = Database::open(&settings).await?;
             let result = with_database(&db, &settings, other).await;
@@ -149,6 +153,24 @@ async fn with_database(db: &Database, settings: &Settings, command: Command) -> 
             migrate().await?;
             commands::jobs::run(&store, cmd).await?;
         }
+        Command::Ingest(args) => {
+            migrate().await?;
+            if !commands::ingest::run(&store, settings, args).await? {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Review(cmd) => {
+            migrate().await?;
+            commands::review::run(&store, cmd).await?;
+        }
+        Command::Promote { batch, tenant, json } => {
+            migrate().await?;
+            commands::review::promote(&store, tenant.as_deref(), batch, json).await?;
+        }
+        Command::Trace { id, tenant, json } => {
+            migrate().await?;
+            commands::review::trace(&store, tenant.as_deref(), id, json).await?;
+        }
         Command::Keys(cmd) => {
             migrate().await?;
             commands::vault::run(&store, settings, cmd).await?;
@@ -165,7 +187,11 @@ async fn with_database(db: &Database, settings: &Settings, command: Command) -> 
             migrate().await?;
             commands::bench::queue(&db.pool, settings, args).await?;
         }
-        Command::Up(_) | Command::Openapi | Command::Config(_) | Command::Bench(BenchCmd::Blobs(_)) => {
+        Command::Up(_)
+        | Command::Openapi
+        | Command::Config(_)
+        | Command::Profiles { .. }
+        | Command::Bench(BenchCmd::Blobs(_)) => {
             unreachable!("handled without a database")
         }
     }

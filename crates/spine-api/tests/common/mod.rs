@@ -48,7 +48,8 @@ impl Env {
 
     pub async fn with_config(config: ApiConfig) -> Self {
         let db = spine_testkit::test_db().await;
-        let state = AppState { store: Store::new(db.pool.clone()), signer: signer(), config, metrics: None };
+        let state =
+            AppState { store: Store::new(db.pool.clone()), signer: signer(), config, metrics: None, registrar: None };
         Self { db, state }
     }
 

@@ -2,8 +2,14 @@
 //! take a `SystemTx` are the authentication and platform-administration paths.
 
 pub mod audit;
+pub mod inbox;
 pub mod keys;
+pub mod processing;
+pub mod promotion;
+pub mod provenance;
+pub mod registration;
 pub mod registry;
+pub mod review;
 pub mod runtime;
 pub mod staging;
 pub mod tenants;

@@ -47,6 +47,11 @@ pub fn blob_config(settings: &Settings) -> Result<BlobConfig, CliError> {
     }
 }
 
+/// The configured blob store, opened.
+pub async fn open_blobs(settings: &Settings) -> Result<BlobStore, CliError> {
+    BlobStore::from_config(&blob_config(settings)?).await.map_err(blob_error)
+}
+
 pub fn blob_error(e: BlobError) -> CliError {
     match e {
         BlobError::Config(m) => CliError::config(m),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use spine_api::{ApiConfig, AppState};
 use spine_core::auth::SessionSigner;
 use spine_core::secret::Secret;
+use spine_pipeline::register::Registrar;
 use spine_pipeline::{Heartbeat, HeartbeatConfig, Supervisor};
 use spine_store::Store;
 
@@ -33,6 +34,8 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
     let store = Store::new(db.pool.clone());
     let _vault_keys = crate::commands::vault::keyring_for_up(settings, &store).await?;
     let signer = session_signer(settings)?;
+    let blobs = crate::commands::fsck::open_blobs(settings).await?;
+    let registrar = Registrar::new(store.clone(), blobs.clone(), Some(settings.blobs.max_upload_bytes));
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         CliError::failed(format!("cannot listen on {listen}: {e}"))
             .hint("choose another address with --listen or SPINE_API__LISTEN")
@@ -55,12 +58,13 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
             session_ttl: Duration::from_secs(settings.auth.session_ttl_secs),
         },
         metrics: None,
+        registrar: Some(registrar.clone()),
     };
     let url = format!("http://{addr}");
     let mut supervisor = Supervisor::new();
     let mut state = state;
     if settings.jobs.run_in_up {
-        let stats = crate::commands::worker::spawn(&mut supervisor, &db.pool, settings, &Default::default())?;
+        let stats = crate::commands::worker::spawn(&mut supervisor, &db.pool, settings, &Default::default(), blobs)?;
         state.metrics = Some(std::sync::Arc::new(move || stats.render_prometheus()));
     }
     let heartbeat = Heartbeat::new(
@@ -68,6 +72,17 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
         HeartbeatConfig { hostname: hostname(), endpoint_url: url.clone(), interval: Duration::from_secs(60) },
     );
     supervisor.spawn("heartbeat", |s| heartbeat.run(s));
+    let folders = spine_connectors::inbox::resolve(&settings.inbox, &settings.data_dir, &store).await.map_err(|e| {
+        CliError::config(format!("inbox: {e}")).hint("see [inbox] in the configuration table of README.md")
+    })?;
+    if !folders.is_empty() {
+        for f in &folders {
+            output::text(&format!("Watching {} for tenant {}", f.path.display(), f.tenant_slug));
+        }
+        let watcher =
+            spine_connectors::inbox::InboxWatcher::new(registrar.clone(), store.clone(), folders, &hostname());
+        supervisor.spawn("inbox", move |s| watcher.run(s));
+    }
     output::text(&format!("Spine is up at {url} (database: {})", db.location));
     tracing::info!(%url, database = %db.location, startup_ms = started.elapsed().as_millis() as u64, "spine up");
     let served = axum::serve(listener, spine_api::router(state)).with_graceful_shutdown(shutdown_signal()).await;

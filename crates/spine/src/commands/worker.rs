@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use spine_pipeline::cron::{Scheduler, SchedulerConfig};
+use spine_pipeline::process::PROCESS_FILE_KIND;
 use spine_pipeline::worker::{Worker, WorkerConfig, WorkerStats};
 use spine_pipeline::{Janitor, Supervisor};
 use spine_store::Store;
+use spine_store::blob::BlobStore;
 use sqlx::PgPool;
 
 use crate::cli::WorkerArgs;
@@ -20,9 +22,15 @@ pub fn spawn(
     pool: &PgPool,
     settings: &Settings,
     args: &WorkerArgs,
+    blobs: BlobStore,
 ) -> Result<std::sync::Arc<WorkerStats>, CliError> {
     let policies = settings.jobs.retry_policies().map_err(CliError::usage)?;
-    let handlers = spine_pipeline::builtin::handlers_with(&policies);
+    let process_policy = policies.get(PROCESS_FILE_KIND).cloned().unwrap_or_default();
+    let handlers = spine_pipeline::process::with_handlers(
+        spine_pipeline::builtin::handlers_with(&policies),
+        blobs,
+        process_policy,
+    );
     let known = handlers.kinds();
     if let Some(unknown) = policies.keys().find(|k| !known.contains(k)) {
         return Err(CliError::usage(format!(
@@ -65,8 +73,9 @@ pub fn spawn(
 
 /// `spine worker`: only background work, until SIGINT/SIGTERM.
 pub async fn run(pool: &PgPool, settings: &Settings, args: WorkerArgs) -> Result<(), CliError> {
+    let blobs = crate::commands::fsck::open_blobs(settings).await?;
     let mut supervisor = Supervisor::new();
-    let stats = spawn(&mut supervisor, pool, settings, &args)?;
+    let stats = spawn(&mut supervisor, pool, settings, &args, blobs)?;
     let metrics = match &args.metrics_listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -81,6 +90,7 @@ pub async fn run(pool: &PgPool, settings: &Settings, args: WorkerArgs) -> Result
                 )),
                 config: Default::default(),
                 metrics: Some(std::sync::Arc::new(move || stats.render_prometheus())),
+                registrar: None,
             };
             crate::output::text(&format!("metrics at http://{local}/metrics"));
             Some(tokio::spawn(async move {

@@ -1,0 +1,108 @@
+//! `spine.file.process`: what happens to a registered file version. Structured files (CSV, JSON,
+//! NDJSON) are staged row by row and each row gets its profile's proposal; other files are
+//! recorded as registered (extraction joins later). Everything a run writes commits in one
+//! transaction together with the file's new status, so a run that dies leaves nothing and the
+//! retry starts over; a run that finds the file already processed does nothing.
+
+use serde::Deserialize;
+use spine_core::jobs::{ErrorClass, JobError, RetryPolicy};
+use spine_store::StoreError;
+use spine_store::blob::BlobStore;
+use spine_store::repos::processing::{self, ImportFile};
+use tokio_util::io::SyncIoBridge;
+use uuid::Uuid;
+
+use crate::review::propose;
+use crate::staging::{self, ParseOptions, StagingError};
+use crate::worker::{Handlers, JobContext};
+
+pub use spine_store::repos::registration::PROCESS_FILE_KIND;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type")]
+enum Payload {
+    #[serde(rename = "file_process.v1")]
+    V1 { file_id: Uuid, version: i32, import_batch_id: Uuid },
+}
+
+/// Media types whose content is staged as rows.
+pub fn is_structured(media_type: &str) -> bool {
+    matches!(media_type, "text/csv" | "text/tab-separated-values" | "application/json" | "application/x-ndjson")
+}
+
+/// Adds the processing handler (it needs the blob store) to `handlers`.
+pub fn with_handlers(handlers: Handlers, blobs: BlobStore, policy: RetryPolicy) -> Handlers {
+    handlers.register(PROCESS_FILE_KIND, policy, move |ctx| run(ctx, blobs.clone()))
+}
+
+fn store_error(e: StoreError) -> JobError {
+    match e {
+        StoreError::NotFound => JobError::new(ErrorClass::Invalid, "the file version of this job is not registered"),
+        other => JobError::new(ErrorClass::Internal, other.to_string()),
+    }
+}
+
+async fn run(ctx: JobContext, blobs: BlobStore) -> Result<(), JobError> {
+    let Payload::V1 { file_id, version, import_batch_id } = ctx.payload_as()?;
+    let mut tx = ctx.store.tenant_tx(ctx.tenant).await.map_err(store_error)?;
+    let file = processing::lock_import_file(&mut tx, import_batch_id, file_id, version).await.map_err(store_error)?;
+    if file.status != "registered" && file.status != "processing" {
+        tracing::info!(%file_id, version, status = %file.status, "file already processed");
+        return Ok(());
+    }
+    if !is_structured(&file.media_type) {
+        processing::finish_import_file(&mut tx, file.id, None, Some("registered")).await.map_err(store_error)?;
+        return tx.commit().await.map_err(store_error);
+    }
+    match stage_and_propose(&mut tx, &blobs, &file, import_batch_id, file_id).await {
+        Ok(()) => {
+            processing::finish_import_file(&mut tx, file.id, None, None).await.map_err(store_error)?;
+            tx.commit().await.map_err(store_error)
+        }
+        Err(Failure::Retry(e)) => Err(e),
+        Err(Failure::BadFile(reason)) => {
+            // Start over so nothing the failed staging wrote is kept, then record why.
+            drop(tx);
+            let mut tx = ctx.store.tenant_tx(ctx.tenant).await.map_err(store_error)?;
+            let file =
+                processing::lock_import_file(&mut tx, import_batch_id, file_id, version).await.map_err(store_error)?;
+            processing::finish_import_file(&mut tx, file.id, Some(&reason), Some("failed"))
+                .await
+                .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            tracing::warn!(%file_id, version, %reason, "file could not be staged");
+            Ok(())
+        }
+    }
+}
+
+enum Failure {
+    /// Try again later (database, blob store).
+    Retry(JobError),
+    /// The file itself cannot be staged: recorded on the file, no retry.
+    BadFile(String),
+}
+
+async fn stage_and_propose(
+    tx: &mut spine_store::TenantTx,
+    blobs: &BlobStore,
+    file: &ImportFile,
+    import_batch_id: Uuid,
+    file_id: Uuid,
+) -> Result<(), Failure> {
+    let reader = blobs
+        .open(&file.content_sha256)
+        .await
+        .map_err(|e| Failure::Retry(JobError::new(ErrorClass::Internal, format!("opening the blob: {e}"))))?;
+    let input = SyncIoBridge::new(reader);
+    let report =
+        staging::stage(tx, import_batch_id, file_id, input, ParseOptions::default()).await.map_err(|e| match e {
+            StagingError::HeaderTooLarge(_) | StagingError::TooManyRows => Failure::BadFile(e.to_string()),
+            StagingError::Store(s) => Failure::Retry(store_error(s)),
+            other => Failure::Retry(JobError::new(ErrorClass::Internal, other.to_string())),
+        })?;
+    propose::propose_batch(tx, import_batch_id, file, &report.summary.header)
+        .await
+        .map_err(|e| Failure::Retry(store_error(e)))?;
+    Ok(())
+}

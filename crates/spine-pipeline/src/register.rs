@@ -1,0 +1,196 @@
+//! Registration for every ingress (upload, inbox, device agents, connectors): stream each item
+//! into the blob store while sniffing its media type, then record the arrival in one ingest
+//! transaction (`spine_store::repos::registration`). A registration that fails leaves no rows and
+//! no blob it created (decision 0019).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use serde_json::Value;
+use spine_core::ids::TenantId;
+use spine_core::{file_name, media_type};
+use spine_store::blob::{BlobError, BlobStore};
+use spine_store::repos::registration::{self, Arrival, Registered, StoredItem};
+use spine_store::{Store, StoreError};
+use thiserror::Error;
+use tokio::io::{AsyncRead, ReadBuf};
+
+pub use spine_store::repos::registration::{Arrival as RegistrationArrival, PROCESS_FILE_KIND};
+
+#[derive(Debug, Error)]
+pub enum RegisterError {
+    #[error("{0}")]
+    Blob(#[from] BlobError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("blob {0} disappeared while it was being registered; send the file again")]
+    BlobVanished(String),
+}
+
+impl RegisterError {
+    /// The item was larger than the configured limit (nothing was kept).
+    pub fn too_large(&self) -> Option<u64> {
+        match self {
+            RegisterError::Blob(BlobError::TooLarge { limit }) => Some(*limit),
+            _ => None,
+        }
+    }
+}
+
+/// An item whose bytes are in the blob store, waiting to be registered.
+#[derive(Debug)]
+pub struct Pending {
+    item: StoredItem,
+    /// True when this put created the blob (so a failed registration must remove it).
+    created: bool,
+}
+
+impl Pending {
+    pub fn item(&self) -> &StoredItem {
+        &self.item
+    }
+}
+
+/// Registers arrivals for one store and blob store.
+#[derive(Clone)]
+pub struct Registrar {
+    store: Store,
+    blobs: BlobStore,
+    max_size: Option<u64>,
+}
+
+impl Registrar {
+    pub fn new(store: Store, blobs: BlobStore, max_size: Option<u64>) -> Self {
+        Self { store, blobs, max_size }
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn max_size(&self) -> Option<u64> {
+        self.max_size
+    }
+
+    /// Streams one item into the blob store (constant memory; past the size limit nothing is
+    /// kept) and detects its media type from the first bytes.
+    pub async fn put(
+        &self,
+        name: &str,
+        details: Value,
+        reader: impl AsyncRead + Unpin + Send,
+    ) -> Result<Pending, RegisterError> {
+        let mut tap = HeadTap { inner: reader, head: Vec::with_capacity(media_type::HEAD_LEN) };
+        let put = self.blobs.put(&mut tap, self.max_size).await?;
+        let complete = put.size as usize == tap.head.len();
+        let media = media_type::detect(&tap.head, complete, name);
+        Ok(Pending {
+            item: StoredItem {
+                original_name: file_name::original_name(name),
+                storage_name: file_name::storage_name(name),
+                sha256: put.sha256,
+                size: put.size,
+                media_type: media.to_owned(),
+                details,
+            },
+            created: put.created,
+        })
+    }
+
+    /// Records the items of one arrival in one transaction. On failure, blobs this arrival
+    /// created and nothing else uses are removed.
+    pub async fn register(
+        &self,
+        tenant: TenantId,
+        arrival: &Arrival,
+        items: Vec<Pending>,
+    ) -> Result<Vec<Registered>, RegisterError> {
+        let stored: Vec<StoredItem> = items.iter().map(|p| p.item.clone()).collect();
+        match self.try_register(tenant, arrival, &stored, &items).await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                self.discard(items).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn try_register(
+        &self,
+        tenant: TenantId,
+        arrival: &Arrival,
+        stored: &[StoredItem],
+        items: &[Pending],
+    ) -> Result<Vec<Registered>, RegisterError> {
+        let mut tx = self.store.ingest_tx(tenant).await?;
+        let done = registration::register(&mut tx, arrival, stored).await?;
+        // Under the hash locks register took: a blob another arrival's cleanup removed between
+        // our put and now would leave a version without bytes.
+        for p in items.iter().filter(|p| !p.created) {
+            if !self.blobs.exists(&p.item.sha256).await? {
+                return Err(RegisterError::BlobVanished(p.item.sha256.clone()));
+            }
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Forgets items that will not be registered: removes each blob this put created unless a
+    /// file version uses it (under the blob's lock, so no registration can be using it midway).
+    pub async fn discard(&self, items: Vec<Pending>) {
+        for p in items.into_iter().filter(|p| p.created) {
+            if let Err(e) = self.remove_unreferenced(&p.item.sha256).await {
+                tracing::warn!(sha256 = %p.item.sha256, error = %e, "could not remove an unregistered blob; spine fsck --repair will");
+            }
+        }
+    }
+
+    async fn remove_unreferenced(&self, sha256: &str) -> Result<(), RegisterError> {
+        let mut tx = self.store.system_tx().await?;
+        registration::lock_blob(tx.conn(), sha256).await?;
+        if !registration::blob_referenced(tx.conn(), sha256).await? {
+            self.blobs.delete(sha256).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts and registers one item as its own arrival.
+    pub async fn register_one(
+        &self,
+        tenant: TenantId,
+        arrival: &Arrival,
+        name: &str,
+        details: Value,
+        reader: impl AsyncRead + Unpin + Send,
+    ) -> Result<Registered, RegisterError> {
+        let pending = self.put(name, details, reader).await?;
+        let mut done = self.register(tenant, arrival, vec![pending]).await?;
+        Ok(done.remove(0))
+    }
+}
+
+/// Passes bytes through, keeping a copy of the first [`media_type::HEAD_LEN`].
+struct HeadTap<R> {
+    inner: R,
+    head: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for HeadTap<R> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &polled {
+            let room = media_type::HEAD_LEN.saturating_sub(this.head.len());
+            let fresh = &buf.filled()[before..];
+            this.head.extend_from_slice(&fresh[..fresh.len().min(room)]);
+        }
+        polled
+    }
+}

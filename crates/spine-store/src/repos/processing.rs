@@ -1,0 +1,111 @@
+//! The processing step after registration: which file version a batch holds, and its outcome.
+
+use uuid::Uuid;
+
+use crate::{StoreError, TenantTx};
+
+/// One file version of a batch, locked for processing.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ImportFile {
+    pub id: Uuid,
+    pub status: String,
+    pub original_name: String,
+    pub content_sha256: String,
+    pub size_bytes: i64,
+    pub media_type: String,
+    /// The batch's profile (forced at upload, or set by detection).
+    pub profile: Option<String>,
+    pub forced_profile: bool,
+}
+
+/// Locks the batch's entry for the file version (`FOR UPDATE`, so two runs of the same job
+/// serialise) and returns it.
+pub async fn lock_import_file(
+    tx: &mut TenantTx,
+    import_batch_id: Uuid,
+    file_id: Uuid,
+    version: i32,
+) -> Result<ImportFile, StoreError> {
+    sqlx::query_as(
+        "SELECT f.id, f.status, v.original_name, v.content_sha256, v.size_bytes, v.media_type, b.profile, b.forced_profile \
+         FROM qinexus.import_files f \
+         JOIN qinexus.file_versions v ON v.file_id = f.file_id AND v.version = f.file_version \
+         JOIN qinexus.import_batches b ON b.id = f.import_batch_id \
+         WHERE f.import_batch_id = $1 AND f.file_id = $2 AND f.file_version = $3 \
+         FOR UPDATE OF f",
+    )
+    .bind(import_batch_id)
+    .bind(file_id)
+    .bind(version)
+    .fetch_optional(tx.conn())
+    .await?
+    .ok_or(StoreError::NotFound)
+}
+
+/// Records the outcome: the import file, the file and (unless staging already did) the batch.
+/// `batch_status` is `registered` for files with nothing to stage, `failed` when the file could
+/// not be processed; `None` leaves the batch as staging left it.
+pub async fn finish_import_file(
+    tx: &mut TenantTx,
+    import_file_id: Uuid,
+    error: Option<&str>,
+    batch_status: Option<&str>,
+) -> Result<(), StoreError> {
+    let status = if error.is_some() { "failed" } else { "processed" };
+    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "UPDATE qinexus.import_files SET status = $2, error_message = $3 WHERE id = $1 \
+         RETURNING import_batch_id, file_id",
+    )
+    .bind(import_file_id)
+    .bind(status)
+    .bind(error)
+    .fetch_optional(tx.conn())
+    .await?;
+    let (batch, file) = row.ok_or(StoreError::NotFound)?;
+    sqlx::query("UPDATE qinexus.files SET status = $2 WHERE id = $1")
+        .bind(file)
+        .bind(status)
+        .execute(tx.conn())
+        .await?;
+    if let Some(b) = batch_status {
+        sqlx::query(
+            "UPDATE qinexus.import_batches SET status = $2, \
+                    summary = CASE WHEN $3::text IS NULL THEN summary ELSE summary || jsonb_build_object('error', $3::text) END \
+             WHERE id = $1",
+        )
+        .bind(batch)
+        .bind(b)
+        .bind(error)
+        .execute(tx.conn())
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sets the batch's profile (detection's choice; a forced profile is left alone).
+pub async fn set_batch_profile(tx: &mut TenantTx, import_batch_id: Uuid, profile: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE qinexus.import_batches SET profile = $2 WHERE id = $1 AND NOT forced_profile")
+        .bind(import_batch_id)
+        .bind(profile)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Sets `summary[key]` on the batch.
+pub async fn merge_batch_summary(
+    tx: &mut TenantTx,
+    import_batch_id: Uuid,
+    key: &str,
+    value: &serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE qinexus.import_batches SET summary = summary || jsonb_build_object($2::text, $3::jsonb) WHERE id = $1",
+    )
+    .bind(import_batch_id)
+    .bind(key)
+    .bind(sqlx::types::Json(value))
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
