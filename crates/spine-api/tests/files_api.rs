@@ -277,3 +277,102 @@ async fn review_promote_and_trace_over_http() {
     let missing = f.env.send("GET", &format!("/v1/provenance/{}", uuid::Uuid::now_v7()), None, Some(&f.key)).await;
     missing.expect(404, Some("not_found"), "not_found");
 }
+
+/// A body of `len` bytes made on the fly: `line` repeated (no memory the size of the body).
+fn generated(len: u64, fill: u8, prefix: &'static [u8]) -> axum::body::Body {
+    const CHUNK: usize = 1 << 20;
+    let mut sent = 0u64;
+    let stream = futures_util::stream::iter(std::iter::from_fn(move || {
+        if sent >= len {
+            return None;
+        }
+        let n = (len - sent).min(CHUNK as u64) as usize;
+        let mut chunk = vec![fill; n];
+        if sent == 0 {
+            let p = prefix.len().min(n);
+            chunk[..p].copy_from_slice(&prefix[..p]);
+        }
+        sent += n as u64;
+        Some(Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk)))
+    }));
+    axum::body::Body::from_stream(stream)
+}
+
+#[tokio::test]
+async fn huge_empty_and_odd_uploads() {
+    let f = files_env(2 << 30).await;
+    // 1 GiB, streamed: registered whole, hashed and stored, never held in memory.
+    let big = f
+        .env
+        .send_raw(
+            "POST",
+            "/v1/files?name=big.bin",
+            Some("application/octet-stream"),
+            generated(1 << 30, 0xA5, b""),
+            Some(&f.key),
+        )
+        .await;
+    assert_eq!(big.status, 202, "{}", big.text);
+    assert_eq!(big.json.as_ref().unwrap()["files"][0]["size_bytes"], 1u64 << 30);
+    // One CSV line of 100 MB: staged as one error row with the start of its text.
+    let line = f
+        .env
+        .send_raw(
+            "POST",
+            "/v1/files?name=line.csv",
+            Some("text/csv"),
+            generated(100 << 20, b'x', b"a,b\n"),
+            Some(&f.key),
+        )
+        .await;
+    assert_eq!(line.status, 202, "{}", line.text);
+    let odd: [(&str, &[u8]); 5] = [
+        ("empty.csv", b""),
+        ("nul.csv", b"a,b\n1,\0\n2,3\n"),
+        ("latin1.csv", b"name,city\nJos\xe9,K\xf6ln\n"),
+        ("ragged.csv", b"a,b,c\n1,2\n1,2,3,4\n\"open,quote\n"),
+        ("CON.csv", b"a\n1\n"),
+    ];
+    for (name, bytes) in odd {
+        let r = upload(&f, name, bytes.to_vec()).await;
+        assert_eq!(r.status, 202, "{name}: {}", r.text);
+    }
+    process_all(&f).await;
+    let rows = |name: &'static str| {
+        let pool = f.env.pool().clone();
+        async move {
+            sqlx::query_as::<_, (i32, Option<String>, Option<String>)>(
+                "SELECT r.row_number, r.parse_error, r.raw_payload::text FROM staging.import_rows r \
+                 JOIN qinexus.files fl ON fl.id = r.source_file_id WHERE fl.original_name = $1 ORDER BY r.row_number",
+            )
+            .bind(name)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let long = rows("line.csv").await;
+    assert_eq!(long.len(), 1);
+    assert!(long[0].1.as_deref().unwrap_or_default().contains("limit"), "{:?}", long[0].1);
+    assert!(rows("empty.csv").await.is_empty());
+    assert_eq!(f.env.scalar("SELECT count(*) FROM qinexus.files WHERE original_name = 'empty.csv' AND media_type = 'application/x-empty'").await, 1);
+    let nul = rows("nul.csv").await;
+    assert_eq!(nul.len(), 2);
+    assert!(nul[0].1.as_deref().unwrap_or_default().contains("NUL"), "{nul:?}");
+    let latin = rows("latin1.csv").await;
+    assert!(
+        latin[0].2.as_deref().unwrap().contains("José") && latin[0].2.as_deref().unwrap().contains("Köln"),
+        "{latin:?}"
+    );
+    let ragged = rows("ragged.csv").await;
+    // Decision 0017: a short row keeps the fields it has, a long row is kept with its error.
+    assert_eq!(ragged.len(), 3, "{ragged:?}");
+    assert_eq!(ragged[0].2.as_deref(), Some(r#"{"a": "1", "b": "2"}"#));
+    assert!(ragged[1].1.as_deref().unwrap_or_default().contains("4 fields"), "{ragged:?}");
+    assert_eq!(
+        f.env
+            .scalar("SELECT count(*) FROM qinexus.files WHERE original_name = 'CON.csv' AND storage_name = '_CON.csv'")
+            .await,
+        1
+    );
+}

@@ -33,7 +33,8 @@ impl Default for InboxSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchFolder {
-    /// The folder; created when missing (unless read-only).
+    /// The folder (relative paths are taken from the working directory); created when missing
+    /// (unless read-only).
     pub path: PathBuf,
     /// The tenant that owns what arrives, by slug or id.
     pub tenant: String,
@@ -106,8 +107,9 @@ mod tests {
     fn unknown_fields_are_refused() {
         let e = serde_json::from_str::<InboxSettings>(r#"{"folder": []}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
-        let e = serde_json::from_str::<InboxSettings>(r#"{"folders": [{"path": "/x", "tenant": "t", "readonly": true}]}"#)
-            .unwrap_err();
+        let e =
+            serde_json::from_str::<InboxSettings>(r#"{"folders": [{"path": "/x", "tenant": "t", "readonly": true}]}"#)
+                .unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
     }
 }

@@ -40,7 +40,11 @@ impl ResolvedFolder {
 /// when missing (with `processed/` and `failed/`, unless read-only) and made canonical. The
 /// default folder `<data_dir>/inbox` belongs to the first tenant created. Empty when disabled.
 /// Folders inside one another are refused: a file would belong to two of them.
-pub async fn resolve(settings: &InboxSettings, data_dir: &Path, store: &Store) -> Result<Vec<ResolvedFolder>, InboxError> {
+pub async fn resolve(
+    settings: &InboxSettings,
+    data_dir: &Path,
+    store: &Store,
+) -> Result<Vec<ResolvedFolder>, InboxError> {
     if !settings.enabled {
         return Ok(Vec::new());
     }

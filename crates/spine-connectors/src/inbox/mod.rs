@@ -31,7 +31,9 @@
 //! `registering` are loaded, and the next take of the path resolves them first: a capture with
 //! the entry id means the registration committed, so (if the file still has those bytes) it is
 //! only moved and the row finished, never registered twice; no capture means it never committed,
-//! and the file is registered under the same entry. A crash before the intent leaves the file in
+//! and the file is registered under the same entry. An entry whose file left the folder (removed
+//! while Spine was down, or moved by a take whose last write failed) is resolved the same way
+//! after the first complete scan, without a file. A crash before the intent leaves the file in
 //! the folder (taken again) and at most an orphan blob (`spine fsck --repair`). Read-only folders
 //! remember the (size, mtime) of each finished path and take a file again only when they change.
 //! One watcher per folder is assumed: two processes watching one folder could both take a file.

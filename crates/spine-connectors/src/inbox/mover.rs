@@ -41,7 +41,10 @@ pub(crate) fn move_to(root: &Path, rel: &Path, dest: &str, reason: Option<&str>)
             }
         }
     }
-    Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{MAX_SUFFIX} names taken for {}", name.to_string_lossy())))
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{MAX_SUFFIX} names taken for {}", name.to_string_lossy()),
+    ))
 }
 
 /// `x.csv` with n = 2 → `x-2.csv`; n = 0 keeps the name.

@@ -174,7 +174,8 @@ mod tests {
         for dir in ["sub/deeper", ".git", "processed", "failed"] {
             fs::create_dir_all(root.join(dir)).unwrap();
         }
-        for (f, n) in [("a.csv", 1), ("b.tmp", 2), ("sub/c.txt", 3), ("sub/deeper/d", 4), (".git/x", 5), ("processed/p", 6)]
+        for (f, n) in
+            [("a.csv", 1), ("b.tmp", 2), ("sub/c.txt", 3), ("sub/deeper/d", 4), (".git/x", 5), ("processed/p", 6)]
         {
             fs::write(root.join(f), vec![b'x'; n]).unwrap();
         }
@@ -182,7 +183,15 @@ mod tests {
         let all = observe(root, &[PathBuf::new()], &rules, true);
         assert_eq!(
             sorted(all),
-            ["dir ", "dir sub", "dir sub/deeper", "file a.csv 1", "file sub/c.txt 3", "file sub/deeper/d 4", "ignored b.tmp"]
+            [
+                "dir ",
+                "dir sub",
+                "dir sub/deeper",
+                "file a.csv 1",
+                "file sub/c.txt 3",
+                "file sub/deeper/d 4",
+                "ignored b.tmp"
+            ]
         );
         let flat = observe(root, &[PathBuf::new()], &rules, false);
         assert_eq!(sorted(flat), ["dir ", "dir sub", "file a.csv 1", "ignored b.tmp"]);

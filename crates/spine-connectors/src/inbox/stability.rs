@@ -3,7 +3,7 @@
 //! that old. A file moved in by a rename is taken at once; the take step compares a fresh stat
 //! with the one here, so "stable across two stats" holds for it too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,8 @@ struct Tracked {
     /// First-seen order, so files are taken roughly in arrival order.
     seq: u64,
     in_flight: bool,
+    /// In the ready queue.
+    queued: bool,
     retry_at: Option<Instant>,
     attempts: u32,
 }
@@ -36,12 +38,15 @@ pub(crate) struct Ready {
 pub(crate) struct Tracker {
     settle: Duration,
     files: HashMap<PathBuf, Tracked>,
+    /// Stable files in first-seen order, waiting for room (entries that changed, went or were
+    /// taken since are skipped): thousands of ready files cost one scan, not one per take.
+    queue: VecDeque<PathBuf>,
     next_seq: u64,
 }
 
 impl Tracker {
     pub fn new(settle: Duration) -> Self {
-        Self { settle, files: HashMap::new(), next_seq: 0 }
+        Self { settle, files: HashMap::new(), queue: VecDeque::new(), next_seq: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -62,6 +67,7 @@ impl Tracker {
                     t.seen = seen;
                     t.since = now;
                     t.moved_in = moved_in;
+                    t.queued = false;
                 } else {
                     t.moved_in |= moved_in;
                 }
@@ -69,7 +75,16 @@ impl Tracker {
             None => {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                let t = Tracked { seen, since: now, moved_in, seq, in_flight: false, retry_at: None, attempts: 0 };
+                let t = Tracked {
+                    seen,
+                    since: now,
+                    moved_in,
+                    seq,
+                    in_flight: false,
+                    queued: false,
+                    retry_at: None,
+                    attempts: 0,
+                };
                 self.files.insert(rel, t);
             }
         }
@@ -94,15 +109,34 @@ impl Tracker {
 
     /// Up to `limit` stable files, oldest first, marked in flight.
     pub fn take_ready(&mut self, now: Instant, wall_ns: i64, limit: usize) -> Vec<Ready> {
-        if limit == 0 {
-            return Vec::new();
+        let mut out = Vec::with_capacity(limit);
+        let mut refilled = false;
+        while out.len() < limit {
+            let Some(rel) = self.queue.pop_front() else {
+                if refilled {
+                    break;
+                }
+                refilled = true;
+                self.refill(now, wall_ns);
+                continue;
+            };
+            if let Some(t) = self.files.get_mut(&rel).filter(|t| t.queued && !t.in_flight) {
+                t.queued = false;
+                t.in_flight = true;
+                out.push(Ready { seen: t.seen, attempts: t.attempts, rel });
+            }
         }
+        out
+    }
+
+    /// Queues the stable files not queued yet, in first-seen order.
+    fn refill(&mut self, now: Instant, wall_ns: i64) {
         let settle = self.settle;
         let settle_ns = i64::try_from(settle.as_nanos()).unwrap_or(i64::MAX);
-        let mut ready: Vec<(u64, &PathBuf)> = self
+        let mut fresh: Vec<(u64, &PathBuf)> = self
             .files
             .iter()
-            .filter(|(_, t)| !t.in_flight && t.retry_at.is_none_or(|at| at <= now))
+            .filter(|(_, t)| !t.in_flight && !t.queued && t.retry_at.is_none_or(|at| at <= now))
             .filter(|(_, t)| {
                 t.moved_in
                     || t.seen.special.is_some()
@@ -111,17 +145,14 @@ impl Tracker {
             })
             .map(|(p, t)| (t.seq, p))
             .collect();
-        ready.sort_unstable();
-        ready.truncate(limit);
-        let picked: Vec<PathBuf> = ready.into_iter().map(|(_, p)| p.clone()).collect();
-        picked
-            .into_iter()
-            .filter_map(|rel| {
-                let t = self.files.get_mut(&rel)?;
-                t.in_flight = true;
-                Some(Ready { seen: t.seen, attempts: t.attempts, rel })
-            })
-            .collect()
+        fresh.sort_unstable();
+        let fresh: Vec<PathBuf> = fresh.into_iter().map(|(_, p)| p.clone()).collect();
+        for p in fresh {
+            if let Some(t) = self.files.get_mut(&p) {
+                t.queued = true;
+                self.queue.push_back(p);
+            }
+        }
     }
 
     /// The take step found the file changed (or could not finish): watch it again from `now`.
@@ -191,5 +222,22 @@ mod tests {
         assert_eq!(r[0].attempts, 1);
         tr.done(Path::new("a"));
         assert_eq!(tr.len(), 0);
+    }
+
+    #[test]
+    fn many_ready_files_go_in_arrival_order_skipping_changed_ones() {
+        let t0 = Instant::now();
+        let mut tr = Tracker::new(Duration::from_millis(10));
+        for i in 0..10 {
+            tr.observe(format!("f{i}").into(), seen(i, 0), t0, false);
+        }
+        let wall = 1_000_000_000;
+        let names = |v: Vec<Ready>| v.into_iter().map(|r| r.rel.display().to_string()).collect::<Vec<_>>();
+        assert_eq!(names(tr.take_ready(t0, wall, 3)), ["f0", "f1", "f2"]);
+        // f3 changes while queued: it settles again and goes last.
+        tr.observe("f3".into(), seen(99, wall), t0, false);
+        tr.forget(Path::new("f4"));
+        assert_eq!(names(tr.take_ready(t0, wall, 3)), ["f5", "f6", "f7"]);
+        assert_eq!(names(tr.take_ready(t0 + Duration::from_millis(20), wall, 4)), ["f8", "f9", "f3"]);
     }
 }

@@ -122,15 +122,15 @@ pub(crate) async fn take(
         Ok(m) if Seen::of(&m) == r.seen => {}
         Ok(_) => return Taken::Changed,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return gone(env, ctx, prior).await,
-        Err(e) => return fail(env, ctx, r, prior, None, &format!("the file could not be looked at: {e}")).await,
+        Err(e) => return refuse(env, ctx, r, prior, &format!("the file could not be looked at: {e}")).await,
     }
     if let Some(why) = r.seen.special {
-        return fail(env, ctx, r, prior, None, why).await;
+        return refuse(env, ctx, r, prior, why).await;
     }
     let mut file = match open(&abs).await {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return gone(env, ctx, prior).await,
-        Err(e) => return fail(env, ctx, r, prior, None, &format!("the file could not be opened: {e}")).await,
+        Err(e) => return refuse(env, ctx, r, prior, &format!("the file could not be opened: {e}")).await,
     };
     match file.metadata().await {
         Ok(m) if m.is_file() && Seen::of(&m) == r.seen => {}
@@ -182,7 +182,8 @@ pub(crate) async fn take(
         return Taken::Changed;
     }
 
-    if let Err(e) = record(&env.store, ctx, &env.captured_by, r, &entry, Some(&sha), inbox::REGISTERING, None, None).await
+    if let Err(e) =
+        record(&env.store, ctx, &env.captured_by, r, &entry, Some(&sha), inbox::REGISTERING, None, None).await
     {
         env.registrar.discard(vec![pending]).await;
         return Taken::Retry { entry: Some(entry), error: format!("recording the intent failed: {e}") };
@@ -208,17 +209,33 @@ pub(crate) async fn take(
 async fn gone(env: &Env, ctx: &FolderCtx, prior: Option<InboxEntry>) -> Taken {
     match prior {
         None => Taken::Gone,
-        Some(p) => match resolve_gone(env, ctx, &p).await {
+        Some(p) => match resolve_unfinished(env, ctx, &p, "the file left the folder").await {
             Ok(()) => Taken::Gone,
             Err(error) => Taken::Retry { entry: Some(p), error },
         },
     }
 }
 
-/// Records what became of a `registering` entry whose file left the folder (moved by a take
-/// whose last step failed, or removed by someone): its registration if it committed, else a
-/// failure.
-pub(crate) async fn resolve_gone(env: &Env, ctx: &FolderCtx, entry: &InboxEntry) -> Result<(), String> {
+/// A file refused before it was read. An entry the path left `registering` is resolved first
+/// (its registration may have committed, for the bytes the path held before).
+async fn refuse(env: &Env, ctx: &FolderCtx, r: &Ready, prior: Option<InboxEntry>, why: &str) -> Taken {
+    if let Some(p) = prior
+        && let Err(error) = resolve_unfinished(env, ctx, &p, "the file was replaced").await
+    {
+        return Taken::Retry { entry: Some(p), error };
+    }
+    fail(env, ctx, r, None, None, why).await
+}
+
+/// Records what became of a `registering` entry without its file (`what` happened to the file:
+/// it left the folder, after a take whose last step failed or by someone's hand, or was
+/// replaced): its registration if it committed, else a failure.
+pub(crate) async fn resolve_unfinished(
+    env: &Env,
+    ctx: &FolderCtx,
+    entry: &InboxEntry,
+    what: &str,
+) -> Result<(), String> {
     let found = async {
         let mut tx = env.store.ingest_tx(ctx.folder.tenant).await?;
         let found = inbox::capture_for_entry(&mut tx, entry.id, entry.created_at).await?;
@@ -226,13 +243,15 @@ pub(crate) async fn resolve_gone(env: &Env, ctx: &FolderCtx, entry: &InboxEntry)
         Ok::<_, StoreError>(found)
     };
     let found = found.await.map_err(|e| format!("looking up the earlier registration failed: {e}"))?;
+    let (registered_note, failed_note) =
+        (format!("{what} before the outcome was recorded"), format!("{what} before it was registered"));
     let finished = match &found {
         Some(c) => Finished {
             status: if c.is_duplicate { inbox::DUPLICATE } else { inbox::REGISTERED },
             file_id: c.file_id,
             file_version: c.file_version,
             capture_event_id: Some(c.capture_id),
-            reason: Some("the file left the folder before the outcome was recorded"),
+            reason: Some(&registered_note),
             moved_to: None,
             updated_by: &env.captured_by,
         },
@@ -241,7 +260,7 @@ pub(crate) async fn resolve_gone(env: &Env, ctx: &FolderCtx, entry: &InboxEntry)
             file_id: None,
             file_version: None,
             capture_event_id: None,
-            reason: Some("the file left the folder before it was registered"),
+            reason: Some(&failed_note),
             moved_to: None,
             updated_by: &env.captured_by,
         },
@@ -251,7 +270,7 @@ pub(crate) async fn resolve_gone(env: &Env, ctx: &FolderCtx, entry: &InboxEntry)
         Err(e) => return Err(format!("recording the outcome failed: {e}")),
     }
     tracing::info!(folder = %ctx.key, file = %entry.relative_path, entry = %entry.id, registered = found.is_some(),
-        "inbox entry of a file that left the folder resolved.");
+        what, "inbox entry left registering resolved without its file.");
     Ok(())
 }
 
@@ -266,7 +285,13 @@ enum Recovery {
 
 /// Resolves an entry left `registering` by a crash or a failed attempt: its capture event (found
 /// by the entry id) tells whether the registration committed.
-async fn recover(env: &Env, ctx: &FolderCtx, r: &Ready, prior: &InboxEntry, file: &mut File) -> Result<Recovery, String> {
+async fn recover(
+    env: &Env,
+    ctx: &FolderCtx,
+    r: &Ready,
+    prior: &InboxEntry,
+    file: &mut File,
+) -> Result<Recovery, String> {
     let capture = async {
         let mut tx = env.store.ingest_tx(ctx.folder.tenant).await?;
         let found = inbox::capture_for_entry(&mut tx, prior.id, prior.created_at).await?;
@@ -294,7 +319,9 @@ async fn recover(env: &Env, ctx: &FolderCtx, r: &Ready, prior: &InboxEntry, file
         moved_to: None,
         updated_by: &env.captured_by,
     };
-    finish_entry(&env.store, ctx, prior.id, &finished).await.map_err(|e| format!("recording the earlier outcome failed: {e}"))?;
+    finish_entry(&env.store, ctx, prior.id, &finished)
+        .await
+        .map_err(|e| format!("recording the earlier outcome failed: {e}"))?;
     Ok(Recovery::Fresh)
 }
 
@@ -313,7 +340,9 @@ async fn finish_registered(
     } else {
         match move_file(ctx, &r.rel, PROCESSED_DIR, None).await {
             Ok(to) => Some(to),
-            Err(e) => return Taken::Retry { entry: Some(entry), error: format!("moving to {PROCESSED_DIR}/ failed: {e}") },
+            Err(e) => {
+                return Taken::Retry { entry: Some(entry), error: format!("moving to {PROCESSED_DIR}/ failed: {e}") };
+            }
         }
     };
     let finished = Finished {
@@ -343,14 +372,7 @@ async fn finish_registered(
 
 /// A file that will not be registered: to `failed/` with its reason (unless read-only), and a
 /// `failed` entry. `entry` is the intent already recorded, when there is one.
-async fn fail(
-    env: &Env,
-    ctx: &FolderCtx,
-    r: &Ready,
-    entry: Option<InboxEntry>,
-    sha: Option<&str>,
-    why: &str,
-) -> Taken {
+async fn fail(env: &Env, ctx: &FolderCtx, r: &Ready, entry: Option<InboxEntry>, sha: Option<&str>, why: &str) -> Taken {
     tracing::warn!(folder = %ctx.key, file = %r.rel.to_string_lossy(), reason = why, "inbox file not registered.");
     env.stats.failed();
     let mut moved_to = None;

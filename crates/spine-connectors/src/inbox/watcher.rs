@@ -127,7 +127,9 @@ impl InboxWatcher {
         let r = Ready { rel: rel.to_owned(), seen: Seen::of(&m), attempts: 0 };
         match take::take(&self.env, ctx, &r, state.unfinished.get(rel).cloned(), Some(crash)).await {
             Taken::Stopped => Ok(()),
-            other => Err(InboxError::File { path: rel.to_owned(), message: format!("did not reach {crash:?}: {other:?}") }),
+            other => {
+                Err(InboxError::File { path: rel.to_owned(), message: format!("did not reach {crash:?}: {other:?}") })
+            }
         }
     }
 }
@@ -207,7 +209,10 @@ impl FolderRun {
         let mut dirs = HashSet::new();
         let mut ignored = HashSet::new();
         let mut complete = true;
-        for o in obs {
+        // What went away first: a folder renamed within the folder is unwatched under its old
+        // name before its new name is watched (inotify gives both the same watch).
+        let (gone, rest): (Vec<_>, Vec<_>) = obs.into_iter().partition(|o| matches!(o, Observation::Gone { .. }));
+        for o in gone.into_iter().chain(rest) {
             match o {
                 Observation::File { rel, seen } => {
                     let moved = self.moved_in.remove(&rel);
@@ -264,7 +269,8 @@ impl FolderRun {
             // Only a walk that saw everything may say a file is gone.
             if !self.scanned && complete && dirs.contains(Path::new("")) {
                 self.scanned = true;
-                let gone: Vec<PathBuf> = self.state.unfinished.keys().filter(|p| !files.contains(*p)).cloned().collect();
+                let gone: Vec<PathBuf> =
+                    self.state.unfinished.keys().filter(|p| !files.contains(*p)).cloned().collect();
                 return gone.iter().filter_map(|p| self.state.unfinished.remove(p)).collect();
             }
         }
@@ -345,7 +351,8 @@ impl Loop<'_> {
             if rels.is_empty() {
                 continue;
             }
-            let (root, rules, recursive) = (run.ctx.folder.path.clone(), run.ctx.folder.ignore.clone(), run.ctx.folder.recursive);
+            let (root, rules, recursive) =
+                (run.ctx.folder.path.clone(), run.ctx.folder.ignore.clone(), run.ctx.folder.recursive);
             let obs = match tokio::task::spawn_blocking(move || scan::observe(&root, &rels, &rules, recursive)).await {
                 Ok(obs) => obs,
                 Err(e) => {
@@ -355,7 +362,9 @@ impl Loop<'_> {
             };
             let gone = run.apply(&mut self.fs, &stats, obs, full);
             for entry in gone {
-                if let Err(error) = take::resolve_gone(&self.watcher.env, &run.ctx, &entry).await {
+                if let Err(error) =
+                    take::resolve_unfinished(&self.watcher.env, &run.ctx, &entry, "the file left the folder").await
+                {
                     tracing::warn!(folder = %run.ctx.key, file = %entry.relative_path, error = %error,
                         "inbox entry of a file that left the folder could not be resolved; the next start tries again.");
                 }
@@ -450,7 +459,10 @@ impl Loop<'_> {
                 Ok(Some(done)) => self.finished(done),
                 Ok(None) => break,
                 Err(_) => {
-                    tracing::warn!(in_flight = self.tasks.len(), "inbox shutdown abandons registrations in flight; the next start resolves them.");
+                    tracing::warn!(
+                        in_flight = self.tasks.len(),
+                        "inbox shutdown abandons registrations in flight; the next start resolves them."
+                    );
                     self.tasks.abort_all();
                     break;
                 }

@@ -11,7 +11,9 @@ use spine_connectors::inbox::{DEFAULT_IGNORE, IgnoreRules};
 
 use crate::helpers::{Env, files_under, sha256_hex, wait_count, wait_for};
 
-const CORPUS: &str = "../../../shared/corpus/bad-input";
+const CORPUS: &str = "../../../shared/corpus";
+/// The corpus folders issue 4 sends through the inbox (and, in spine-api's tests, through upload).
+const CORPUS_DIRS: [&str; 3] = ["csv", "json", "bad-input"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Expect {
@@ -23,22 +25,24 @@ enum Expect {
 
 /// Copies the corpus into `root/corpus/…`; returns the relative paths written.
 fn copy_corpus(root: &Path) -> Vec<PathBuf> {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
-    assert!(corpus.is_dir(), "the shared corpus is expected at {}", corpus.display());
     let mut out = Vec::new();
-    for rel in files_under(&corpus) {
-        let dst = Path::new("corpus").join(&rel);
-        fs::create_dir_all(root.join(dst.parent().unwrap())).unwrap();
-        fs::copy(corpus.join(&rel), root.join(&dst)).unwrap();
-        out.push(dst);
+    for dir in CORPUS_DIRS {
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS).join(dir);
+        assert!(corpus.is_dir(), "the shared corpus is expected at {}", corpus.display());
+        for rel in files_under(&corpus) {
+            let dst = Path::new("corpus").join(dir).join(&rel);
+            fs::create_dir_all(root.join(dst.parent().unwrap())).unwrap();
+            fs::copy(corpus.join(&rel), root.join(&dst)).unwrap();
+            out.push(dst);
+        }
     }
-    assert!(out.len() >= 40, "corpus has {} files", out.len());
+    assert!(out.len() >= 400, "corpus has {} files", out.len());
     out
 }
 
 /// One file per line of the Big List of Naughty Strings that is a possible file name.
 fn naughty_names(root: &Path) -> Vec<PathBuf> {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS).join("blns/blns.txt");
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS).join("bad-input/blns/blns.txt");
     let text = fs::read(corpus).unwrap();
     let dir = Path::new("blns");
     fs::create_dir_all(root.join(dir)).unwrap();
@@ -116,10 +120,7 @@ async fn corpus_and_hostile_files_end_registered_or_failed_with_a_reason() {
     expect.insert("a-pipe".into(), Expect::Failed("not a regular file"));
 
     let waiting = || {
-        expect
-            .iter()
-            .filter(|(rel, e)| **e != Expect::Ignored && fs::symlink_metadata(root.join(rel)).is_ok())
-            .count()
+        expect.iter().filter(|(rel, e)| **e != Expect::Ignored && fs::symlink_metadata(root.join(rel)).is_ok()).count()
     };
     wait_for("every file taken", || async { waiting() == 0 }).await;
     w.idle_after_rescans(3).await;

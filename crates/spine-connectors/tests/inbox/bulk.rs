@@ -16,7 +16,7 @@ async fn two_thousand_files_dropped_at_once_are_each_registered_once() {
     let env = Env::new(None).await;
     let folders = env.folder(|f| f.settle_ms = 300).await;
     let root = folders[0].path.clone();
-    let w = crate::helpers::Running::start(env.watcher(folders).with_concurrency(std::env::var("CONC").unwrap().parse().unwrap()));
+    let w = env.start(folders);
     w.idle_after_rescans(1).await;
     let fds_before = open_fds();
 

@@ -45,14 +45,19 @@ async fn renamed_in_csv_is_registered_at_once_and_ignored_names_stay() {
     assert_eq!(captures, 1);
     assert_eq!(env.count("SELECT count(*) FROM qiaccess.capture_events").await, 1);
     assert_eq!(env.count("SELECT count(*) FROM qinexus.files WHERE original_name = 'x.csv'").await, 1);
-    let source = format!("SELECT count(*) FROM qinexus.sources WHERE source_key = 'inbox:{route}' AND source_kind = 'watch_folder'");
+    let source = format!(
+        "SELECT count(*) FROM qinexus.sources WHERE source_key = 'inbox:{route}' AND source_kind = 'watch_folder'"
+    );
     assert_eq!(env.count(&source).await, 1);
     assert_eq!(env.count("SELECT count(*) FROM qiserver.jobs WHERE kind = 'spine.file.process'").await, 1);
     let entry = "SELECT count(*) FROM qiaccess.inbox_entries WHERE status = 'registered' AND relative_path = 'x.csv' \
                  AND moved_to = 'processed/x.csv' AND file_id IS NOT NULL AND capture_event_id IS NOT NULL";
     assert_eq!(env.count(entry).await, 1);
     let sha = sha256_hex(csv);
-    assert_eq!(env.count(&format!("SELECT count(*) FROM qinexus.file_versions WHERE content_sha256 = '{sha}'")).await, 1);
+    assert_eq!(
+        env.count(&format!("SELECT count(*) FROM qinexus.file_versions WHERE content_sha256 = '{sha}'")).await,
+        1
+    );
 
     // Two more full rescans: the ignored files are still there, untouched and unregistered.
     w.idle_after_rescans(3).await;
@@ -129,8 +134,14 @@ async fn same_bytes_are_a_duplicate_and_same_name_new_bytes_a_new_version() {
     wait_count(&env, "SELECT count(*) FROM qiaccess.inbox_entries WHERE status = 'registered'", 2).await;
     wait_for("everything moved", || async { files_under(&root).iter().all(|p| p.starts_with("processed")) }).await;
     assert_eq!(env.count("SELECT count(*) FROM qinexus.files").await, 1);
-    assert_eq!(env.count("SELECT max(current_version)::bigint FROM qinexus.files WHERE original_name = 'a.csv'").await, 2);
-    let v2 = format!("SELECT count(*) FROM qinexus.file_versions WHERE version = 2 AND content_sha256 = '{}'", sha256_hex(second));
+    assert_eq!(
+        env.count("SELECT max(current_version)::bigint FROM qinexus.files WHERE original_name = 'a.csv'").await,
+        2
+    );
+    let v2 = format!(
+        "SELECT count(*) FROM qinexus.file_versions WHERE version = 2 AND content_sha256 = '{}'",
+        sha256_hex(second)
+    );
     assert_eq!(env.count(&v2).await, 1);
     assert_eq!(env.count("SELECT count(*) FROM qiaccess.capture_events").await, 3);
 

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt as _;
-use spine_connectors::inbox::{InboxSettings, InboxStats, InboxWatcher, ResolvedFolder, StatsSnapshot, WatchFolder, resolve};
+use spine_connectors::inbox::{
+    InboxSettings, InboxStats, InboxWatcher, ResolvedFolder, StatsSnapshot, WatchFolder, resolve,
+};
 use spine_core::ids::TenantId;
 use spine_pipeline::Supervisor;
 use spine_pipeline::register::Registrar;

@@ -131,7 +131,10 @@ async fn crash_then_changed_file_keeps_the_first_registration_and_registers_the_
     wait_count(&env, "SELECT count(*) FROM qiaccess.inbox_entries WHERE status = 'registered'", 2).await;
     w.idle_after_rescans(1).await;
     assert_eq!(fs::read(root.join("processed/e.csv")).unwrap(), new);
-    let v2 = format!("SELECT count(*) FROM qinexus.file_versions WHERE version = 2 AND content_sha256 = '{}'", sha256_hex(new));
+    let v2 = format!(
+        "SELECT count(*) FROM qinexus.file_versions WHERE version = 2 AND content_sha256 = '{}'",
+        sha256_hex(new)
+    );
     assert_eq!(env.count(&v2).await, 1);
     let old = "SELECT count(*) FROM qiaccess.inbox_entries WHERE moved_to IS NULL AND reason LIKE '%changed before it was moved%'";
     assert_eq!(env.count(old).await, 1);
@@ -146,25 +149,35 @@ async fn entries_of_files_removed_while_stopped_are_resolved_at_start() {
     let root = folders[0].path.clone();
     fs::write(root.join("registered.csv"), b"id\n5\n").unwrap();
     fs::write(root.join("intended.csv"), b"id\n6\n").unwrap();
+    fs::write(root.join("replaced.csv"), b"id\n7\n").unwrap();
     let crashed = env.watcher(folders.clone());
     crashed.take_until(0, "registered.csv".as_ref(), CrashPoint::AfterRegister).await.unwrap();
     crashed.take_until(0, "intended.csv".as_ref(), CrashPoint::AfterIntent).await.unwrap();
+    crashed.take_until(0, "replaced.csv".as_ref(), CrashPoint::AfterRegister).await.unwrap();
     drop(crashed);
-    // Someone clears the folder before the next start.
+    // Someone clears the folder before the next start, and puts a link where a file was.
     fs::remove_file(root.join("registered.csv")).unwrap();
     fs::remove_file(root.join("intended.csv")).unwrap();
+    fs::remove_file(root.join("replaced.csv")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", root.join("replaced.csv")).unwrap();
 
     let w = env.start(folders);
-    wait_count(&env, "SELECT count(*) FROM qiaccess.inbox_entries WHERE status <> 'registering'", 2).await;
+    wait_count(&env, "SELECT count(*) FROM qiaccess.inbox_entries WHERE status <> 'registering'", 4).await;
     let registered = "SELECT count(*) FROM qiaccess.inbox_entries WHERE relative_path = 'registered.csv' \
                       AND status = 'registered' AND capture_event_id IS NOT NULL AND moved_to IS NULL";
     assert_eq!(env.count(registered).await, 1);
     let failed = "SELECT count(*) FROM qiaccess.inbox_entries WHERE relative_path = 'intended.csv' \
                   AND status = 'failed' AND reason LIKE '%before it was registered%'";
     assert_eq!(env.count(failed).await, 1);
-    assert_eq!(env.count(CAPTURES).await, 1);
+    let replaced = "SELECT count(*) FROM qiaccess.inbox_entries WHERE relative_path = 'replaced.csv' \
+                    AND status = 'registered' AND reason LIKE 'the file was replaced%'";
+    assert_eq!(env.count(replaced).await, 1);
+    let link = "SELECT count(*) FROM qiaccess.inbox_entries WHERE relative_path = 'replaced.csv' \
+                AND status = 'failed' AND moved_to = 'failed/replaced.csv' AND reason LIKE '%symbolic link%'";
+    assert_eq!(env.count(link).await, 1);
+    assert_eq!(env.count(CAPTURES).await, 2);
     w.stop().await;
     // The intent's blob was never registered: an orphan, as after a real crash (fsck removes it).
-    let orphans = env.blob_hashes().await.len() - 1;
-    assert_eq!(orphans, 1);
+    let referenced = env.count("SELECT count(DISTINCT content_sha256) FROM qinexus.file_versions").await;
+    assert_eq!(env.blob_hashes().await.len() as i64 - referenced, 1);
 }

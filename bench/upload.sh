@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Registration through the upload API beside `sha256sum` + `cp` of the same bytes (issue 4:
+# ≥ 0.8×, with spine's RSS growing by less than 64 MB). See bench/README.md.
+#
+#   bench/upload.sh           about 2.1 GB: 4096 × 64 KiB, 40 × 10 MiB, 7 × 200 MiB (bench/blobs.sh's files)
+#
+# Per round, alternating: the baseline (`sha256sum` of every file, then `cp -r`, then `sync`), then
+# a fresh `spine up` (release build, its own private cluster and data dir; startup is not timed)
+# receiving every file as `POST /v1/files?name=…` with a raw body from curl, PAR (default 4) at
+# a time. Every upload is a full registration: blob put (fsync), capture, file version, batch and
+# job in one transaction. RSS: VmRSS of `spine up` once idle, and VmHWM (peak) after the uploads.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+SPINE=$TARGET/release/spine
+WORK=${WORK:-/tmp/spine-upload-bench}
+SRC=${SRC:-/tmp/spine-blob-bench/src}
+ROUNDS=${ROUNDS:-2}
+PAR=${PAR:-4}
+
+(cd "$ROOT" && nice -n 19 cargo build --release -q -p spine)
+if [[ ! -f $SRC.complete ]]; then
+  echo "generating the files with bench/blobs.sh's generator (ROUNDS=0)" >&2
+  ROUNDS=0 SRC=$SRC "$ROOT/bench/blobs.sh" >/dev/null
+fi
+mkdir -p "$WORK"
+chmod 755 "$WORK"
+UP_PID=
+cleanup() {
+  if [[ -n $UP_PID ]]; then kill -TERM "$UP_PID" 2>/dev/null || true; wait "$UP_PID" 2>/dev/null || true; UP_PID=; fi
+  rm -rf "$WORK/cp" "$WORK/run"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+find "$SRC" -type f -name '*.bin' -print0 | xargs -0 cat > /dev/null
+FILES=$(find "$SRC" -type f -name '*.bin' | wc -l)
+BYTES=$(find "$SRC" -type f -name '*.bin' -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), $FILES files, $BYTES bytes, $PAR uploads in flight"
+
+RESULTS=()
+for round in $(seq "$ROUNDS"); do
+  cleanup; sync
+  t0=$(now)
+  find "$SRC" -type f -name '*.bin' -print0 | xargs -0 sha256sum > /dev/null
+  t1=$(now)
+  cp -r "$SRC" "$WORK/cp"
+  t2=$(now)
+  sync
+  t3=$(now)
+  cleanup; sync
+
+  mkdir -p "$WORK/run"; chmod 755 "$WORK/run"
+  (cd "$WORK/run" && env -u DATABASE_URL SPINE_DATA_DIR="$WORK/run/data" SPINE_LOG__LEVEL=warn SPINE_INBOX__ENABLED=false \
+     "$SPINE" up --listen 127.0.0.1:0 > "$WORK/run/up.out" 2> "$WORK/run/up.err") &
+  UP_PID=$!
+  for _ in $(seq 600); do grep -q '^Spine is up at' "$WORK/run/up.out" 2>/dev/null && break; sleep 0.1; done
+  URL=$(sed -n 's/^Spine is up at \([^ ]*\).*/\1/p' "$WORK/run/up.out")
+  KEY=$(grep -o 'sak_[A-Za-z0-9_]*' "$WORK/run/up.out" | head -1)
+  [[ -n $URL && -n $KEY ]] || { cat "$WORK/run/up.err"; echo "spine up did not start" >&2; exit 1; }
+  SPID=$(pgrep -P "$UP_PID" -x spine || echo "$UP_PID")
+  RSS0=$(awk '/^VmRSS/ {print $2}' "/proc/$SPID/status")
+  u0=$(now)
+  export URL KEY
+  find "$SRC" -type f -name '*.bin' -print0 | xargs -0 -P "$PAR" -n 1 sh -c \
+    'curl -sS -o /dev/null -w "%{http_code}\n" -H "Authorization: Bearer $KEY" -H "Content-Type: application/octet-stream" \
+       -X POST -T "$1" "$URL/v1/files?name=$(basename "$1")"' _ > "$WORK/run/codes.txt"
+  u1=$(now)
+  HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$SPID/status")
+  OK=$(grep -c '^202$' "$WORK/run/codes.txt" || true)
+  [[ $OK == "$FILES" ]] || { sort "$WORK/run/codes.txt" | uniq -c; echo "not every upload was accepted" >&2; exit 1; }
+  echo "round $round: sha256sum $(echo "$t1 - $t0" | bc) s, cp $(echo "$t2 - $t1" | bc) s, sync $(echo "$t3 - $t2" | bc) s; upload $(echo "$u1 - $u0" | bc) s; RSS idle ${RSS0} KiB, peak ${HWM} KiB"
+  RESULTS+=("$(printf '{"hash":%s,"cp":%s,"sync":%s,"upload":%s,"rss0":%s,"hwm":%s}' \
+    "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$(echo "$t3 - $t2" | bc)" "$(echo "$u1 - $u0" | bc)" "$RSS0" "$HWM")")
+  cleanup
+done
+
+python3 - "$BYTES" "${RESULTS[@]}" <<'PY'
+import json, sys
+total = int(sys.argv[1])
+rounds = [json.loads(a) for a in sys.argv[2:]]
+print()
+print("| round | sha256sum + cp, MB/s | + sync, MB/s | upload API, MB/s | ratio vs cp | ratio vs cp+sync | RSS growth, MiB |")
+print("|---|---|---|---|---|---|---|")
+for i, r in enumerate(rounds, 1):
+    base = total / 1e6 / (r["hash"] + r["cp"])
+    base_sync = total / 1e6 / (r["hash"] + r["cp"] + r["sync"])
+    up = total / 1e6 / r["upload"]
+    print(f"| {i} | {base:.0f} | {base_sync:.0f} | {up:.0f} | {up / base:.2f} | {up / base_sync:.2f} | {(r['hwm'] - r['rss0']) / 1024:.1f} |")
+PY
