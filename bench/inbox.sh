@@ -60,7 +60,7 @@ sync
 t1=$(now)
 rm -rf "$WORK/copy"
 
-(cd "$WORK" && SPINE_DATA_DIR="$WORK/data" SPINE_LOG__LEVEL=warn "$SPINE" up --listen 127.0.0.1:0 > "$WORK/up.out" 2> "$WORK/up.err") &
+(cd "$WORK" && SPINE_DATA_DIR="$WORK/data" SPINE_LOG__LEVEL=warn exec "$SPINE" up --listen 127.0.0.1:0 > "$WORK/up.out" 2> "$WORK/up.err") &
 UP_PID=$!
 for _ in $(seq 600); do grep -q '^Spine is up at' "$WORK/up.out" 2>/dev/null && break; sleep 0.1; done
 grep -q '^Spine is up at' "$WORK/up.out" || { cat "$WORK/up.err"; echo "spine up did not start" >&2; exit 1; }

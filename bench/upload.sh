@@ -50,14 +50,14 @@ for round in $(seq "$ROUNDS"); do
   cleanup; sync
 
   mkdir -p "$WORK/run"; chmod 755 "$WORK/run"
-  (cd "$WORK/run" && env -u DATABASE_URL SPINE_DATA_DIR="$WORK/run/data" SPINE_LOG__LEVEL=warn SPINE_INBOX__ENABLED=false \
+  (cd "$WORK/run" && exec env -u DATABASE_URL SPINE_DATA_DIR="$WORK/run/data" SPINE_LOG__LEVEL=warn SPINE_INBOX__ENABLED=false \
      "$SPINE" up --listen 127.0.0.1:0 > "$WORK/run/up.out" 2> "$WORK/run/up.err") &
   UP_PID=$!
   for _ in $(seq 600); do grep -q '^Spine is up at' "$WORK/run/up.out" 2>/dev/null && break; sleep 0.1; done
   URL=$(sed -n 's/^Spine is up at \([^ ]*\).*/\1/p' "$WORK/run/up.out")
-  KEY=$(grep -o 'sak_[A-Za-z0-9_]*' "$WORK/run/up.out" | head -1)
+  KEY=$(grep -o 'sak_[A-Za-z0-9_-]*' "$WORK/run/up.out" | head -1)
   [[ -n $URL && -n $KEY ]] || { cat "$WORK/run/up.err"; echo "spine up did not start" >&2; exit 1; }
-  SPID=$(pgrep -P "$UP_PID" -x spine || echo "$UP_PID")
+  SPID=$UP_PID
   RSS0=$(awk '/^VmRSS/ {print $2}' "/proc/$SPID/status")
   u0=$(now)
   export URL KEY

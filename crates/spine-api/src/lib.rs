@@ -45,7 +45,16 @@ pub fn router(state: AppState) -> Router {
         .route("/review/{id}", get(routes::review::show))
         .route("/review/{id}/mapping", put(routes::review::edit))
         .route("/review/{id}/{decision}", post(routes::review::decide))
-        .route("/provenance/{id}", get(routes::provenance::show));
+        .route("/provenance/{id}", get(routes::provenance::show))
+        .route("/connector-types", get(routes::connector_types::list))
+        .route("/connector-types/{name}", get(routes::connector_types::show))
+        .route("/connections", get(routes::connections::list).post(routes::connections::create))
+        .route(
+            "/connections/{id}",
+            get(routes::connections::show).patch(routes::connections::update).delete(routes::connections::delete),
+        )
+        .route("/connections/{id}/disable", post(routes::connections::disable))
+        .route("/connections/{id}/enable", post(routes::connections::enable));
     let body_limit = state.config.max_body_bytes;
     let timeout = state.config.request_timeout;
     // Uploads stream any size (the registrar enforces blobs.max_upload_bytes) for as long as

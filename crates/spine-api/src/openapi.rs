@@ -23,9 +23,12 @@ use crate::routes;
         routes::files::upload, routes::files::show, routes::files::batch,
         routes::review::list, routes::review::show, routes::review::decide, routes::review::edit,
         routes::review::bulk_approve, routes::review::promote, routes::provenance::show,
+        routes::connector_types::list, routes::connector_types::show,
+        routes::connections::list, routes::connections::create, routes::connections::show, routes::connections::update,
+        routes::connections::disable, routes::connections::enable, routes::connections::delete,
     ),
     modifiers(&Bearer),
-    tags((name = "health"), (name = "auth"), (name = "tenants"), (name = "users"), (name = "keys"), (name = "registry"), (name = "jobs"), (name = "files"), (name = "review"), (name = "provenance"))
+    tags((name = "health"), (name = "auth"), (name = "tenants"), (name = "users"), (name = "keys"), (name = "registry"), (name = "jobs"), (name = "files"), (name = "review"), (name = "provenance"), (name = "connections"))
 )]
 pub struct ApiDoc;
 

@@ -37,4 +37,6 @@ pub struct AppState {
     pub metrics: Option<MetricsRender>,
     /// Registration for uploads; `None` where the process takes no files (a worker's /metrics).
     pub registrar: Option<spine_pipeline::register::Registrar>,
+    /// The vault's keyring, to seal connection secrets; `None` where no secret is written.
+    pub keyring: Option<std::sync::Arc<spine_core::vault::Keyring>>,
 }

@@ -2,6 +2,7 @@
 //! Values are parsed at the edge into these types and travel inward already validated.
 
 pub mod auth;
+pub mod connector;
 pub mod cron;
 pub mod error_code;
 pub mod file_name;

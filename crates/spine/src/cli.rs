@@ -37,6 +37,9 @@ pub enum Command {
     /// Vault master keys: secrets per key, rotation to the active key, retirement.
     #[command(subcommand)]
     Keys(crate::commands::vault::KeysCmd),
+    /// Connections: a tenant's configured connector instances (secrets from stdin or --secret-file).
+    #[command(subcommand)]
+    Connection(crate::commands::connections::ConnectionCmd),
     /// Jobs: list, show with attempts, retry, cancel, requeue, stats.
     #[command(subcommand)]
     Jobs(JobsCmd),

@@ -171,6 +171,10 @@ async fn with_database(db: &Database, settings: &Settings, command: Command) -> 
             migrate().await?;
             commands::review::trace(&store, tenant.as_deref(), id, json).await?;
         }
+        Command::Connection(cmd) => {
+            migrate().await?;
+            commands::connections::run(&store, settings, cmd).await?;
+        }
         Command::Keys(cmd) => {
             migrate().await?;
             commands::vault::run(&store, settings, cmd).await?;

@@ -1,5 +1,7 @@
 //! One file per resource.
 
+pub mod connections;
+pub mod connector_types;
 pub mod files;
 pub mod health;
 pub mod jobs;

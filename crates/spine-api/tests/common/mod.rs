@@ -48,8 +48,14 @@ impl Env {
 
     pub async fn with_config(config: ApiConfig) -> Self {
         let db = spine_testkit::test_db().await;
-        let state =
-            AppState { store: Store::new(db.pool.clone()), signer: signer(), config, metrics: None, registrar: None };
+        let state = AppState {
+            store: Store::new(db.pool.clone()),
+            signer: signer(),
+            config,
+            metrics: None,
+            registrar: None,
+            keyring: None,
+        };
         Self { db, state }
     }
 

@@ -2,6 +2,7 @@
 //! take a `SystemTx` are the authentication and platform-administration paths.
 
 pub mod audit;
+pub mod connections;
 pub mod inbox;
 pub mod keys;
 pub mod processing;

@@ -8,6 +8,7 @@ mod bench_probe;
 pub mod bench_staging;
 pub mod bench_vault;
 mod bench_worker;
+pub mod connections;
 pub mod fsck;
 pub mod governance;
 pub mod ingest;

@@ -59,6 +59,7 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
         },
         metrics: None,
         registrar: Some(registrar.clone()),
+        keyring: Some(std::sync::Arc::new(_vault_keys)),
     };
     let url = format!("http://{addr}");
     let mut supervisor = Supervisor::new();

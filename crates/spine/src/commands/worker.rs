@@ -91,6 +91,7 @@ pub async fn run(pool: &PgPool, settings: &Settings, args: WorkerArgs) -> Result
                 config: Default::default(),
                 metrics: Some(std::sync::Arc::new(move || stats.render_prometheus())),
                 registrar: None,
+                keyring: None,
             };
             crate::output::text(&format!("metrics at http://{local}/metrics"));
             Some(tokio::spawn(async move {

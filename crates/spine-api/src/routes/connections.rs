@@ -1,0 +1,309 @@
+//! Connections: a tenant's configured instances of connector types (decision 0021). Every route
+//! needs `connections:admin` in a tenant whose `integrations_enabled` flag is on (403 otherwise).
+//! Configs are validated with field-level errors; secret fields are sealed into the vault and no
+//! response ever carries them: only `secrets_set`, the paths of the secret fields that are set.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use spine_core::auth::Scope;
+use spine_core::connector::{ConnectorType, FieldError};
+use spine_core::error_code::ErrorCode;
+use spine_core::ids::TenantId;
+use spine_core::vault::Keyring;
+use spine_store::repos::audit;
+use spine_store::repos::connections::{self as repo, Connection, ConnectionChanges, ConnectionError, NewConnection};
+use spine_store::vault::VaultStoreError;
+use spine_store::{StoreError, TenantTx};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AppJson, AppPath, AppQuery, Auth};
+use crate::middleware::RequestId;
+use crate::state::AppState;
+
+/// A connection as the API shows it: never a secret, only which secret fields are set.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConnectionView {
+    pub id: Uuid,
+    pub connector_type: String,
+    pub name: String,
+    /// The config without its secret fields.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Dotted paths of the secret fields that are set, e.g. `auth.token`.
+    pub secrets_set: Vec<String>,
+    pub is_active: bool,
+    /// active, needs_reauth, disabled or degraded.
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+impl From<Connection> for ConnectionView {
+    fn from(c: Connection) -> Self {
+        Self {
+            secrets_set: c.secrets_set(),
+            id: c.id,
+            connector_type: c.connector_type,
+            name: c.name,
+            config: c.config,
+            is_active: c.is_active,
+            status: c.status,
+            status_reason: c.status_reason,
+            last_used_at: c.last_used_at,
+            metadata: c.metadata,
+            notes: c.notes,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            created_by: c.created_by,
+            updated_by: c.updated_by,
+        }
+    }
+}
+
+/// A new connection. `config` holds `auth` (with its secrets) and the type's other fields.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnection {
+    /// Stable name of a connector type (see /v1/connector-types).
+    pub connector_type: String,
+    /// Unique within the tenant.
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub config: Value,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    pub notes: Option<String>,
+}
+
+/// Changes to a connection; absent fields stay. A new `config` replaces the old one; secret fields
+/// left out keep their stored values while `auth.type` is unchanged.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnection {
+    pub name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    pub notes: Option<String>,
+}
+
+/// Why a connection is disabled.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DisableQuery {
+    pub reason: Option<String>,
+}
+
+/// 400 with every field's problem listed in `details.fields`.
+pub fn invalid(errors: &[FieldError]) -> ApiError {
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    ApiError::new(ErrorCode::InvalidRequest, format!("invalid connection: {}", text.join("; ")))
+        .with_details(json!({ "fields": errors }))
+}
+
+fn map_err(e: ConnectionError) -> ApiError {
+    match e {
+        ConnectionError::Invalid(errors) => invalid(&errors),
+        ConnectionError::Store(s) => not_found(s),
+        ConnectionError::Vault(VaultStoreError::Store(s)) => not_found(s),
+        ConnectionError::Vault(VaultStoreError::Conflict(w)) => ApiError::new(ErrorCode::Conflict, w),
+        ConnectionError::Vault(other) => ApiError::internal("vault error", other),
+    }
+}
+
+fn not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("connection"),
+        other => other.into(),
+    }
+}
+
+/// The caller's tenant transaction, after the scope and the tenant's integrations flag.
+async fn open(state: &AppState, auth: &Auth) -> ApiResult<(TenantTx, TenantId)> {
+    let tenant = auth.require_scope(Scope::ConnectionsAdmin)?;
+    let mut tx = state.store.tenant_tx(tenant).await?;
+    if !repo::integrations_enabled(&mut tx).await? {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "integrations are not enabled for this tenant; a platform admin can enable them (integrations_enabled)",
+        )
+        .with_details(json!({ "reason": "integrations_disabled" })));
+    }
+    Ok((tx, tenant))
+}
+
+fn keyring(state: &AppState) -> ApiResult<&Keyring> {
+    state.keyring.as_deref().ok_or_else(|| ApiError::internal("connections", "this process has no vault keyring"))
+}
+
+async fn record(
+    tx: &mut TenantTx,
+    auth: &Auth,
+    tenant: TenantId,
+    action: &str,
+    c: &Connection,
+    rid: RequestId,
+) -> ApiResult<()> {
+    let details = json!({ "connector_type": c.connector_type, "name": c.name, "secrets_set": c.secrets_set() });
+    audit::record(tx.conn(), auth.audit_event(tenant, action, "connection", c.id.to_string(), rid, details)).await?;
+    Ok(())
+}
+
+/// The tenant's connections.
+#[utoipa::path(get, path = "/v1/connections", tag = "connections",
+    responses((status = 200, body = Vec<ConnectionView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<ConnectionView>>> {
+    let (mut tx, _) = open(&state, &auth).await?;
+    let rows = repo::list(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+/// Create a connection; its config is validated against the type's schema, secrets go to the vault.
+#[utoipa::path(post, path = "/v1/connections", tag = "connections", request_body = CreateConnection,
+    responses((status = 201, body = ConnectionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Extension(rid): Extension<RequestId>,
+    AppJson(b): AppJson<CreateConnection>,
+) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
+    let (mut tx, tenant) = open(&state, &auth).await?;
+    let Some(connector_type) = ConnectorType::from_name(&b.connector_type) else {
+        let known: Vec<&str> = ConnectorType::ALL.iter().map(|t| t.name()).collect();
+        return Err(invalid(&[FieldError {
+            field: "connector_type".into(),
+            message: format!("must be one of {}", known.join(", ")),
+        }]));
+    };
+    let actor = auth.0.actor_ref();
+    let new = NewConnection {
+        connector_type,
+        name: &b.name,
+        config: b.config,
+        metadata: b.metadata.unwrap_or_else(|| json!({})),
+        notes: b.notes.as_deref(),
+        created_by: &actor,
+    };
+    let c = repo::create(&mut tx, keyring(&state)?, new).await.map_err(map_err)?;
+    record(&mut tx, &auth, tenant, "connection.create", &c, rid).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(c.into())))
+}
+
+/// One connection.
+#[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path, description = "Connection id")),
+    responses((status = 200, body = ConnectionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    auth: Auth,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<Json<ConnectionView>> {
+    let (mut tx, _) = open(&state, &auth).await?;
+    let c = repo::get(&mut tx, id).await.map_err(not_found)?;
+    tx.commit().await?;
+    Ok(Json(c.into()))
+}
+
+/// Update a connection's name, config (revalidated; new secrets replace the stored ones), metadata or notes.
+#[utoipa::path(patch, path = "/v1/connections/{id}", tag = "connections", request_body = UpdateConnection,
+    params(("id" = Uuid, Path, description = "Connection id")),
+    responses((status = 200, body = ConnectionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth,
+    Extension(rid): Extension<RequestId>,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(b): AppJson<UpdateConnection>,
+) -> ApiResult<Json<ConnectionView>> {
+    let (mut tx, tenant) = open(&state, &auth).await?;
+    let changes = ConnectionChanges {
+        name: b.name.as_deref(),
+        config: b.config,
+        metadata: b.metadata,
+        notes: b.notes.as_deref(),
+    };
+    let c = repo::update(&mut tx, keyring(&state)?, id, changes, &auth.0.actor_ref()).await.map_err(map_err)?;
+    record(&mut tx, &auth, tenant, "connection.update", &c, rid).await?;
+    tx.commit().await?;
+    Ok(Json(c.into()))
+}
+
+/// Disable a connection (with an optional reason); jobs stop using it.
+#[utoipa::path(post, path = "/v1/connections/{id}/disable", tag = "connections",
+    params(("id" = Uuid, Path, description = "Connection id"), DisableQuery),
+    responses((status = 200, body = ConnectionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn disable(
+    State(state): State<AppState>,
+    auth: Auth,
+    Extension(rid): Extension<RequestId>,
+    AppPath(id): AppPath<Uuid>,
+    AppQuery(q): AppQuery<DisableQuery>,
+) -> ApiResult<Json<ConnectionView>> {
+    let (mut tx, tenant) = open(&state, &auth).await?;
+    let by = auth.0.actor_ref();
+    let c = repo::set_enabled(&mut tx, id, false, q.reason.as_deref(), &by).await.map_err(not_found)?;
+    record(&mut tx, &auth, tenant, "connection.disable", &c, rid).await?;
+    tx.commit().await?;
+    Ok(Json(c.into()))
+}
+
+/// Enable a connection again (status active).
+#[utoipa::path(post, path = "/v1/connections/{id}/enable", tag = "connections",
+    params(("id" = Uuid, Path, description = "Connection id")),
+    responses((status = 200, body = ConnectionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn enable(
+    State(state): State<AppState>,
+    auth: Auth,
+    Extension(rid): Extension<RequestId>,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<Json<ConnectionView>> {
+    let (mut tx, tenant) = open(&state, &auth).await?;
+    let c = repo::set_enabled(&mut tx, id, true, None, &auth.0.actor_ref()).await.map_err(not_found)?;
+    record(&mut tx, &auth, tenant, "connection.enable", &c, rid).await?;
+    tx.commit().await?;
+    Ok(Json(c.into()))
+}
+
+/// Delete a connection and every version of its secrets.
+#[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path, description = "Connection id")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Auth,
+    Extension(rid): Extension<RequestId>,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let (mut tx, tenant) = open(&state, &auth).await?;
+    let c = repo::get(&mut tx, id).await.map_err(not_found)?;
+    repo::delete(&mut tx, id).await.map_err(map_err)?;
+    record(&mut tx, &auth, tenant, "connection.delete", &c, rid).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
