@@ -13,7 +13,7 @@ use uuid::Uuid;
 async fn register(db: &spine_testkit::TestDb, tenant: Uuid, source: Uuid, sha256: &str, size: u64) {
     sqlx::query(
         "INSERT INTO qinexus.files (tenant_id, source_id, original_name, storage_name, content_sha256, size_bytes, media_type)
-         VALUES ($1, $2, 'f.bin', 'f.bin', $3, $4, 'application/octet-stream')",
+         VALUES ($1, $2, gen_random_uuid()::text, 'f.bin', $3, $4, 'application/octet-stream')",
     )
     .bind(tenant)
     .bind(source)
