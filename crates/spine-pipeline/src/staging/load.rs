@@ -1,19 +1,21 @@
-//! Parse and load together: the parser runs on a blocking thread and hands rows in chunks
-//! through a bounded channel to COPY on the caller's transaction, so memory stays constant and
-//! parsing overlaps with the database's work.
+//! Parse and load together: the parser runs on a blocking thread, encodes rows for COPY there and
+//! hands them in chunks of about 1 MiB through a bounded channel to COPY on the caller's
+//! transaction, so memory stays constant and parsing and encoding overlap with the database's
+//! work (which is the bottleneck: bench/README.md).
 
 use std::io::Read;
 
 use serde::Serialize;
 use spine_store::TenantTx;
-use spine_store::repos::staging::{ImportRow, StagingCopy, StagingCounts, record_batch_summary};
+use spine_store::repos::staging::{
+    COPY_CHUNK_BYTES, EncodedRows, ImportRow, RowEncoder, StagingCopy, StagingCounts, record_batch_summary,
+};
 use uuid::Uuid;
 
 use super::{ParseOptions, ParseSummary, StagedRow, StagingError, parse};
 
-/// Rows per message on the channel.
-const CHUNK_ROWS: usize = 1024;
-/// Messages the channel holds before the parser waits.
+/// Chunks of encoded rows (each about [`COPY_CHUNK_BYTES`]) the channel holds before the parser
+/// waits: enough to keep parsing while the database moves a chunk into `staging.import_rows`.
 const CHANNEL_CHUNKS: usize = 8;
 
 /// What [`stage`] did.
@@ -43,37 +45,36 @@ pub async fn stage<R: Read + Send + 'static>(
     input: R,
     opts: ParseOptions,
 ) -> Result<StageReport, StagingError> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<ImportRow>>(CHANNEL_CHUNKS);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<EncodedRows, StagingError>>(CHANNEL_CHUNKS);
     let parser = tokio::task::spawn_blocking(move || -> Result<ParseSummary, StagingError> {
+        let stopped = || StagingError::Join("the loader stopped".to_owned());
         let mut rows = parse(input, &opts)?;
-        let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+        let mut encoder = RowEncoder::new();
         for row in rows.by_ref() {
-            chunk.push(ImportRow::from(row?));
-            if chunk.len() == CHUNK_ROWS {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
-                if sender.blocking_send(full).is_err() {
-                    return Err(StagingError::Join("the loader stopped".to_owned()));
-                }
+            if let Err(e) = encoder.encode(&ImportRow::from(row?)) {
+                // The loader reports it (in order, after the rows before it).
+                return sender.blocking_send(Err(e.into())).map_err(|_| stopped()).map(|()| rows.into_summary());
+            }
+            if encoder.len() >= COPY_CHUNK_BYTES && sender.blocking_send(Ok(encoder.take())).is_err() {
+                return Err(stopped());
             }
         }
-        if !chunk.is_empty() && sender.blocking_send(chunk).is_err() {
-            return Err(StagingError::Join("the loader stopped".to_owned()));
+        if !encoder.is_empty() && sender.blocking_send(Ok(encoder.take())).is_err() {
+            return Err(stopped());
         }
         Ok(rows.into_summary())
     });
     let loaded = async {
         let mut copy = StagingCopy::begin(tx, import_batch_id, source_file_id).await?;
         while let Some(chunk) = receiver.recv().await {
-            for row in &chunk {
-                copy.push(row).await?;
-            }
+            copy.push_encoded(chunk?).await?;
         }
-        copy.finish().await
+        Ok::<_, StagingError>(copy.finish().await?)
     }
     .await;
     let parsed = parser.await.map_err(|e| StagingError::Join(e.to_string()))?;
     let (counts, summary) = match (loaded, parsed) {
-        (Err(e), _) => return Err(e.into()),
+        (Err(e), _) => return Err(e),
         (Ok(_), Err(e)) => return Err(e),
         (Ok(counts), Ok(summary)) => (counts, summary),
     };

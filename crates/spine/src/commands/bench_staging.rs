@@ -43,16 +43,24 @@ pub async fn run(pool: &PgPool, args: StagingArgs) -> Result<(), CliError> {
         std::fs::File::open(&args.file).map_err(|e| CliError::failed(format!("{}: {e}", args.file.display())))?;
     let started = Instant::now();
     let mut tx = store.tenant_tx(tenant).await?;
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(tx.conn()).await.map_err(sql)?;
+    let (server_cpu0, client_cpu0) = (cpu_secs(&backend.to_string()), cpu_secs("self"));
     let report =
         stage(&mut tx, batch, file, std::io::BufReader::with_capacity(256 * 1024, input), ParseOptions::default())
             .await
             .map_err(|e| CliError::failed(format!("staging failed: {e}")))?;
+    let server_cpu = cpu_secs(&backend.to_string()).zip(server_cpu0).map(|(b, a)| b - a);
     tx.commit().await?;
     let secs = started.elapsed().as_secs_f64();
+    let client_cpu = cpu_secs("self").zip(client_cpu0).map(|(b, a)| b - a);
     let rows = report.counts.rows_total;
     let rate = rows as f64 / secs;
+    let cpu = match (server_cpu, client_cpu) {
+        (Some(server), Some(client)) => format!(" (CPU: server backend {server:.2} s, spine {client:.2} s)"),
+        _ => String::new(),
+    };
     output::text(&format!(
-        "staged {rows} rows ({} ok, {} with errors) of {} MB in {secs:.2} s = {rate:.0} rows/s, {:.1} MB/s",
+        "staged {rows} rows ({} ok, {} with errors) of {} MB in {secs:.2} s = {rate:.0} rows/s, {:.1} MB/s{cpu}",
         report.counts.rows_ok,
         report.counts.rows_error,
         meta.len() / 1_000_000,
@@ -74,6 +82,8 @@ pub async fn run(pool: &PgPool, args: StagingArgs) -> Result<(), CliError> {
         "rows_error": report.counts.rows_error,
         "seconds": secs,
         "rows_per_sec": rate,
+        "server_cpu_secs": server_cpu,
+        "client_cpu_secs": client_cpu,
         "encoding": report.summary.encoding,
         "format": report.summary.format,
     });
@@ -110,7 +120,9 @@ async fn prepare(pool: &PgPool, args: &StagingArgs, size: u64) -> Result<(Tenant
             .fetch_one(pool)
             .await
             .map_err(sql)?;
+    // A file is unique per (tenant, source, name): every run registers a new one.
     let name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bench".into());
+    let name = format!("{name}#{}", Uuid::now_v7().simple());
     let file: Uuid = sqlx::query_scalar(
         "INSERT INTO qinexus.files (tenant_id, source_id, original_name, storage_name, content_sha256, size_bytes, media_type) \
          VALUES ($1, $2, $3, $3, repeat('0', 64), $4, 'text/csv') RETURNING id",
@@ -130,4 +142,20 @@ async fn prepare(pool: &PgPool, args: &StagingArgs, size: u64) -> Result<(Tenant
             .await
             .map_err(sql)?;
     Ok((TenantId::from(tenant), batch, file))
+}
+
+/// User + system CPU seconds of a process from `/proc/<pid>/stat` (Linux; the server's backend
+/// only when it runs on this machine and is readable: another pid's process is not a `postgres`
+/// one), at the usual 100 ticks per second.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    if pid != "self" && !stat.contains("(postgres)") {
+        return None;
+    }
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
