@@ -4,6 +4,9 @@
 //! its source system, source file and import batch.
 
 use chrono::NaiveDate;
+use sqlx::Postgres;
+use sqlx::postgres::PgArguments;
+use sqlx::query::{Query, QueryScalar};
 use uuid::Uuid;
 
 use crate::{StoreError, TenantTx};
@@ -17,6 +20,24 @@ pub struct Provenance {
     pub import_batch_id: Uuid,
     pub import_row_id: Uuid,
     pub by: String,
+}
+
+/// Binds the provenance every canonical row carries — source_system, source_file_id,
+/// import_batch_id, created_by — as a statement's last four parameters.
+trait Stamped<'q>: Sized {
+    fn stamped(self, p: &'q Provenance) -> Self;
+}
+
+impl<'q> Stamped<'q> for Query<'q, Postgres, PgArguments> {
+    fn stamped(self, p: &'q Provenance) -> Self {
+        self.bind(&p.source_system).bind(p.source_file_id).bind(p.import_batch_id).bind(&p.by)
+    }
+}
+
+impl<'q, O> Stamped<'q> for QueryScalar<'q, Postgres, O, PgArguments> {
+    fn stamped(self, p: &'q Provenance) -> Self {
+        self.bind(&p.source_system).bind(p.source_file_id).bind(p.import_batch_id).bind(&p.by)
+    }
 }
 
 /// A person's fields.
@@ -61,10 +82,7 @@ async fn insert_entity(tx: &mut TenantTx, kind: &str, display_name: &str, p: &Pr
     .bind(tx.tenant().as_uuid())
     .bind(kind)
     .bind(display_name)
-    .bind(&p.source_system)
-    .bind(p.source_file_id)
-    .bind(p.import_batch_id)
-    .bind(&p.by)
+    .stamped(p)
     .execute(tx.conn())
     .await
     .map_err(|e| StoreError::on_constraint(e, "entity"))?;
@@ -87,10 +105,7 @@ pub async fn create_person(tx: &mut TenantTx, f: &PersonRow, p: &Provenance) -> 
     .bind(&f.nickname)
     .bind(f.birth_date)
     .bind(&f.notes)
-    .bind(&p.source_system)
-    .bind(p.source_file_id)
-    .bind(p.import_batch_id)
-    .bind(&p.by)
+    .stamped(p)
     .execute(tx.conn())
     .await
     .map_err(|e| StoreError::on_constraint(e, "person"))?;
@@ -147,10 +162,7 @@ pub async fn ensure_organization(tx: &mut TenantTx, name: &str, p: &Provenance) 
     .bind(id)
     .bind(tx.tenant().as_uuid())
     .bind(name)
-    .bind(&p.source_system)
-    .bind(p.source_file_id)
-    .bind(p.import_batch_id)
-    .bind(&p.by)
+    .stamped(p)
     .execute(tx.conn())
     .await
     .map_err(|e| StoreError::on_constraint(e, "organization"))?;
@@ -184,10 +196,7 @@ pub async fn add_identifier(
     .bind(normalized)
     .bind(label)
     .bind(is_primary)
-    .bind(&p.source_system)
-    .bind(p.source_file_id)
-    .bind(p.import_batch_id)
-    .bind(&p.by)
+    .stamped(p)
     .fetch_optional(tx.conn())
     .await
     .map_err(|e| StoreError::on_constraint(e, "identifier"))
@@ -225,10 +234,7 @@ pub async fn ensure_relationship(
         .bind(target)
         .bind(relationship_type)
         .bind(notes)
-        .bind(&p.source_system)
-        .bind(p.source_file_id)
-        .bind(p.import_batch_id)
-        .bind(&p.by)
+        .stamped(p)
         .fetch_one(tx.conn())
         .await
         .map_err(|e| StoreError::on_constraint(e, "relationship"))?,
@@ -254,10 +260,7 @@ pub async fn add_external_id(
     .bind(entity_id)
     .bind(system)
     .bind(external_id)
-    .bind(&p.source_system)
-    .bind(p.source_file_id)
-    .bind(p.import_batch_id)
-    .bind(&p.by)
+    .stamped(p)
     .fetch_optional(tx.conn())
     .await
     .map_err(|e| StoreError::on_constraint(e, "external id"))

@@ -10,10 +10,9 @@ use serde_json::json;
 use spine_core::ids::TenantId;
 use spine_pipeline::register::Registrar;
 use spine_store::Store;
-use spine_store::blob::BlobStore;
 use spine_store::repos::registration::Arrival;
 
-use crate::commands::fsck::{blob_config, blob_error};
+use crate::commands::fsck::open_blobs;
 use crate::config::Settings;
 use crate::error::CliError;
 use crate::output;
@@ -53,10 +52,11 @@ pub async fn resolve_tenant(store: &Store, tenant: Option<&str>) -> Result<Tenan
     Ok(TenantId::from(found.id))
 }
 
-fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), CliError> {
+/// Every file under `path` with its size (one stat per file).
+fn walk(path: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), CliError> {
     let meta = std::fs::metadata(path).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
     if meta.is_file() {
-        out.push(path.to_owned());
+        out.push((path.to_owned(), meta.len()));
         return Ok(());
     }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
@@ -82,7 +82,7 @@ pub async fn run(store: &Store, settings: &Settings, args: IngestArgs) -> Result
     for p in &args.paths {
         walk(p, &mut files)?;
     }
-    let blobs = BlobStore::from_config(&blob_config(settings)?).await.map_err(blob_error)?;
+    let blobs = open_blobs(settings).await?;
     let registrar = Registrar::new(store.clone(), blobs, Some(settings.blobs.max_upload_bytes));
     let arrival = Arrival {
         ingress_kind: "manual",
@@ -93,11 +93,11 @@ pub async fn run(store: &Store, settings: &Settings, args: IngestArgs) -> Result
         captured_by: format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
         profile: args.profile.clone(),
     };
-    let total_bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total_bytes: u64 = files.iter().map(|(_, size)| size).sum();
     let mut progress = Progress::new(files.len(), total_bytes);
     let mut results = Vec::new();
     let (mut new, mut duplicates, mut failed) = (0u64, 0u64, 0u64);
-    for path in &files {
+    for (path, size) in &files {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let outcome = match tokio::fs::File::open(path).await {
             Ok(f) => {
@@ -111,7 +111,7 @@ pub async fn run(store: &Store, settings: &Settings, args: IngestArgs) -> Result
             Ok(_) => new += 1,
             Err(_) => failed += 1,
         }
-        progress.step(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
+        progress.step(*size);
         results.push(match outcome {
             Ok(r) => json!({"path": path, "ok": true, "registered": r}),
             Err(e) => json!({"path": path, "ok": false, "error": e}),
