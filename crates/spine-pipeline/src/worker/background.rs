@@ -124,6 +124,7 @@ fn account(stats: &WorkerStats, batch: &[Finished], applied: &[Uuid]) {
                 stats.failure(*class);
             }
             Finish::Released => WorkerStats::add(&stats.released, 1),
+            Finish::Deferred { .. } => WorkerStats::add(&stats.deferred, 1),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct JobContext {
     pub file_id: Option<Uuid>,
     pub import_batch_id: Option<Uuid>,
     pub parent_job_id: Option<Uuid>,
+    /// The connection the job calls, when it names one (the worker checked it is usable).
+    pub connection_id: Option<Uuid>,
     /// For the handler's own work: `store.tenant_tx(ctx.tenant)`, and enqueueing child jobs in
     /// that transaction with `spine_store::queue::enqueue(tx.conn(), &ctx.child(..))`.
     pub store: Store,
@@ -50,6 +52,7 @@ impl JobContext {
             file_id: job.file_id,
             import_batch_id: job.import_batch_id,
             parent_job_id: job.parent_job_id,
+            connection_id: job.connection_id,
             store,
         }
     }

@@ -231,12 +231,24 @@ impl Loop<'_> {
         };
         let run = entry.run.clone();
         let ctx = JobContext::new(&held.job, self.w.store.clone());
+        let pool = self.w.store.pool().clone();
         let started = Instant::now();
         let latency = db_time(&held, started).signed_duration_since(held.job.run_at).to_std().unwrap_or_default();
         self.shared.stats.claim_latency.observe(latency);
         WorkerStats::add(&self.shared.stats.in_flight, 1);
         // The handler is called inside the task, so even a panic before its first await is caught.
         let handle = self.tasks.spawn(async move {
+            // A job that calls a disabled connection is not run: `invalid` quarantines it with the reason.
+            if let Some(c) = ctx.connection_id {
+                match spine_store::queue::blocked_connection(&pool, c).await {
+                    Ok(Some(why)) => return (Err(JobError::new(ErrorClass::Invalid, why)), Instant::now()),
+                    Ok(None) => {}
+                    Err(e) => {
+                        let err = JobError::new(ErrorClass::Internal, format!("checking connection {c}: {e}"));
+                        return (Err(err), Instant::now());
+                    }
+                }
+            }
             let r = run(ctx).await;
             (r, Instant::now())
         });

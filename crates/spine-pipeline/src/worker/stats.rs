@@ -90,6 +90,8 @@ counters! {
     quarantined,
     /// Handed back at shutdown.
     released,
+    /// Put off by a rate limit (not counted as an attempt).
+    deferred,
     /// Results not applied because the lease had been lost (the job was reaped and claimed again).
     stale,
     /// Handlers that panicked.
@@ -140,6 +142,7 @@ impl WorkerStats {
             ("failed", s.failed),
             ("quarantined", s.quarantined),
             ("released", s.released),
+            ("deferred", s.deferred),
             ("stale", s.stale),
         ] {
             let _ = writeln!(out, "spine_worker_jobs_total{{outcome=\"{outcome}\"}} {n}");

@@ -23,6 +23,9 @@ pub struct NewJob {
     pub import_batch_id: Option<Uuid>,
     pub parent_job_id: Option<Uuid>,
     pub schedule_id: Option<Uuid>,
+    /// The connection whose remote system the job calls: its outcomes move the connection's
+    /// status (decision 0022), and workers skip the job while the connection is disabled.
+    pub connection_id: Option<Uuid>,
 }
 
 impl NewJob {
@@ -39,6 +42,7 @@ impl NewJob {
             import_batch_id: None,
             parent_job_id: None,
             schedule_id: None,
+            connection_id: None,
         }
     }
 }
@@ -63,13 +67,13 @@ macro_rules! insert_jobs {
     ($conflict:literal) => {
         concat!(
             "INSERT INTO qiserver.jobs (id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key,
-                                        file_id, import_batch_id, parent_job_id, schedule_id)
+                                        file_id, import_batch_id, parent_job_id, schedule_id, connection_id)
              SELECT id, tenant_id, kind, payload, priority, coalesce(run_at, now()), max_attempts, dedupe_key,
-                    file_id, import_batch_id, parent_job_id, schedule_id
+                    file_id, import_batch_id, parent_job_id, schedule_id, connection_id
              FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::int2[], $6::timestamptz[], $7::int4[],
-                         $8::text[], $9::uuid[], $10::uuid[], $11::uuid[], $12::uuid[])
+                         $8::text[], $9::uuid[], $10::uuid[], $11::uuid[], $12::uuid[], $13::uuid[])
                   AS t(id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key, file_id,
-                       import_batch_id, parent_job_id, schedule_id) ",
+                       import_batch_id, parent_job_id, schedule_id, connection_id) ",
             $conflict,
             " RETURNING id, parent_job_id"
         )
@@ -109,7 +113,8 @@ pub async fn enqueue_many(conn: &mut sqlx::PgConnection, jobs: &[NewJob]) -> Res
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut dedupe, mut file, mut batch, mut parent, mut schedule) = (
+    let (mut dedupe, mut file, mut batch, mut parent, mut schedule, mut connection) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -129,6 +134,7 @@ pub async fn enqueue_many(conn: &mut sqlx::PgConnection, jobs: &[NewJob]) -> Res
         batch.push(j.import_batch_id);
         parent.push(j.parent_job_id);
         schedule.push(j.schedule_id);
+        connection.push(j.connection_id);
     }
     // Without dedupe keys no conflict is possible: a plain INSERT skips the speculative-insertion
     // bookkeeping (one extra WAL record per row) that ON CONFLICT costs.
@@ -146,6 +152,7 @@ pub async fn enqueue_many(conn: &mut sqlx::PgConnection, jobs: &[NewJob]) -> Res
         .bind(&batch)
         .bind(&parent)
         .bind(&schedule)
+        .bind(&connection)
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| StoreError::on_constraint(e, "job"))?;

@@ -7,11 +7,13 @@
 //!   the result of the attempt that replaced it. Delivery is at least once.
 
 mod admin;
+mod connections;
 mod enqueue;
 mod run;
 pub mod schedules;
 
 pub use admin::{AttemptRow, JobFilter, JobRow, StatsRow, attempts, cancel, get, list, prune, requeue, retry, stats};
+pub use connections::blocked_connection;
 pub use enqueue::{Enqueued, NewJob, enqueue, enqueue_many};
 pub use run::{ClaimedJob, Finish, Finished, claim, finish, heartbeat, reap_expired};
 

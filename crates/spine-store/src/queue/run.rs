@@ -25,6 +25,7 @@ pub struct ClaimedJob {
     pub file_id: Option<Uuid>,
     pub import_batch_id: Option<Uuid>,
     pub parent_job_id: Option<Uuid>,
+    pub connection_id: Option<Uuid>,
 }
 
 fn secs(d: Duration) -> f64 {
@@ -54,7 +55,7 @@ pub async fn claim(
              LIMIT $3
              FOR UPDATE SKIP LOCKED))
          RETURNING j.id, j.tenant_id, j.kind, j.payload, j.attempts, j.max_attempts, j.run_at, j.started_at,
-                   j.file_id, j.import_batch_id, j.parent_job_id",
+                   j.file_id, j.import_batch_id, j.parent_job_id, j.connection_id",
     )
     .bind(worker)
     .bind(kinds)
@@ -97,6 +98,12 @@ pub enum Finish {
     },
     /// Handed back unfinished at shutdown: queued again, the attempt not counted.
     Released,
+    /// Put off until `run_at` (a rate limit said wait): queued again, the attempt not counted,
+    /// recorded as `deferred` with the reason.
+    Deferred {
+        message: String,
+        run_at: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +146,9 @@ pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<V
                 (JobState::Quarantined, None, Some(class.as_str()), Some(message), "quarantined")
             }
             Finish::Released => (JobState::Queued, Some(f.finished_at), None, None, "released"),
+            Finish::Deferred { message, run_at } => {
+                (JobState::Queued, Some(*run_at), Some(ErrorClass::RateLimited.as_str()), Some(message), "deferred")
+            }
         };
         state.push(s.as_str());
         run_at.push(r);
@@ -150,7 +160,7 @@ pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<V
     // The batch joins the jobs it names; a nested loop over the unnested batch is quadratic in
     // the batch size, so it is ruled out for this transaction.
     sqlx::query("SET LOCAL enable_nestloop = off").execute(&mut *tx).await?;
-    let done: Vec<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
+    let done: Vec<Applied> = sqlx::query_as(
         "WITH d AS (
              SELECT * FROM unnest($2::uuid[], $3::int4[], $4::timestamptz[], $5::timestamptz[], $6::text[],
                                   $7::timestamptz[], $8::text[], $9::text[], $10::text[])
@@ -158,7 +168,7 @@ pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<V
          u AS (
              UPDATE qiserver.jobs j
              SET state = d.state, run_at = coalesce(d.run_at, j.run_at), lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
-                 attempts = CASE WHEN d.outcome = 'released' THEN j.attempts - 1 ELSE j.attempts END,
+                 attempts = CASE WHEN d.outcome IN ('released', 'deferred') THEN j.attempts - 1 ELSE j.attempts END,
                  last_error_class = CASE WHEN d.outcome = 'released' THEN j.last_error_class ELSE d.error_class END,
                  last_error_message = CASE WHEN d.outcome = 'released' THEN j.last_error_message ELSE d.error_message END,
                  finished_at = CASE WHEN d.state IN ('succeeded', 'quarantined') THEN d.finished_at END
@@ -167,14 +177,16 @@ pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<V
              -- would steer the planner to the lease index instead of the primary key.
              WHERE j.id = ANY($2) AND j.id = d.id AND j.lease_owner = $1 AND j.attempts = d.attempt
              RETURNING j.id, j.tenant_id, j.parent_job_id, d.attempt, d.started_at, d.finished_at, d.outcome,
-                       d.error_class, d.error_message, j.state),
+                       d.error_class, d.error_message, j.state, j.connection_id, j.kind),
          a AS (
              INSERT INTO qiserver.job_attempts (tenant_id, job_id, attempt, worker_id, started_at, finished_at, outcome,
                                                error_class, error_message, duration_ms)
              SELECT tenant_id, id, attempt, $1, started_at, finished_at, outcome, error_class, error_message,
                     greatest(0, floor(extract(epoch FROM finished_at - started_at) * 1000))::int
              FROM u)
-         SELECT id, parent_job_id, state FROM u",
+         SELECT id, parent_job_id, state, connection_id, CASE WHEN connection_id IS NOT NULL THEN kind END AS kind,
+                outcome, error_class, error_message
+         FROM u",
     )
     .bind(worker)
     .bind(&id)
@@ -188,9 +200,25 @@ pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<V
     .bind(&outcome)
     .fetch_all(&mut *tx)
     .await?;
-    update_parents(&mut tx, &done).await?;
+    let ended: Vec<(Uuid, Option<Uuid>, String)> =
+        done.iter().map(|a| (a.id, a.parent_job_id, a.state.clone())).collect();
+    update_parents(&mut tx, &ended).await?;
+    super::connections::record_outcomes(&mut tx, &done).await?;
     tx.commit().await?;
-    Ok(done.into_iter().map(|(id, _, _)| id).collect())
+    Ok(done.into_iter().map(|a| a.id).collect())
+}
+
+/// A result `finish` applied.
+#[derive(sqlx::FromRow)]
+pub(super) struct Applied {
+    pub id: Uuid,
+    pub parent_job_id: Option<Uuid>,
+    pub state: String,
+    pub connection_id: Option<Uuid>,
+    pub kind: Option<String>,
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
 }
 
 /// Children that ended (succeeded, or quarantined/cancelled) count towards their parent.
