@@ -187,6 +187,8 @@ pub(crate) async fn reap_loop(shared: Arc<Shared>, every: Duration) {
 /// - `claim`: one connection, with `synchronous_commit = off` (decision 0015). A claim lost in a database crash
 ///   loses nothing (the jobs are simply still queued), and any later durable commit (a handler's
 ///   write, a result) flushes the claim's WAL first; so a claim does not wait for its own flush.
+///   Its prepared claim is planned once (`plan_cache_mode = force_generic_plan`): the fair claim
+///   (decision 0025) costs more to plan than to run.
 /// - `queue`: results, heartbeats and reaping, fully durable.
 pub(crate) fn worker_pools(pool: &PgPool, flushers: u32) -> (PgPool, PgPool) {
     let opts = (*pool.connect_options()).clone();
@@ -195,7 +197,9 @@ pub(crate) fn worker_pools(pool: &PgPool, flushers: u32) -> (PgPool, PgPool) {
         .min_connections(0)
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_lazy_with(opts.clone().options([("synchronous_commit", "off")]));
+        .connect_lazy_with(
+            opts.clone().options([("synchronous_commit", "off"), ("plan_cache_mode", "force_generic_plan")]),
+        );
     let queue = PgPoolOptions::new()
         .max_connections(flushers + 2)
         .min_connections(0)

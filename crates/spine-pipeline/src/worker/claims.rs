@@ -4,24 +4,38 @@
 //! ready index) made every claim and result write slower through page and WAL contention, and the
 //! burn-down no faster (measured; decision 0015). A claim that comes back short means the
 //! queue is drained: wait for a notification or the poll timer.
+//!
+//! Claims are fair across tenants (decision 0025). While the database has a single tenant the
+//! worker claims that tenant's jobs directly (`queue::claim_tenant`, one index scan instead of
+//! two, the same jobs); it asks again whether that still holds every second and whenever a
+//! claim comes back short, so a new tenant's jobs wait at most a second behind a busy one.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spine_store::StoreError;
 use spine_store::queue::{self, ClaimedJob};
 use sqlx::PgPool;
 use tokio::task::{JoinError, JoinHandle};
+use uuid::Uuid;
 
 use super::config::WorkerConfig;
 
 type ClaimResult = Result<Vec<ClaimedJob>, StoreError>;
 
+/// How long "the database has one tenant" is trusted before it is asked again.
+const TENANTS_RECHECK: Duration = Duration::from_secs(1);
+
+/// What the claim task hands back: its jobs, and the single tenant if it looked that up.
+type Claimed = (ClaimResult, Option<(Instant, Option<Uuid>)>);
+
 #[derive(Default)]
 pub(super) struct Claims {
     /// The claim in flight, with how many jobs it asked for.
-    running: Option<(JoinHandle<ClaimResult>, usize)>,
+    running: Option<(JoinHandle<Claimed>, usize)>,
     /// The last claim came back short (or failed).
     pub(super) drained: bool,
+    /// When it was last checked, and the database's only tenant then (None: several, or none).
+    solo: Option<(Instant, Option<Uuid>)>,
 }
 
 impl Claims {
@@ -40,13 +54,14 @@ impl Claims {
         }
         let limit = room.min(cfg.claim_batch.max(1));
         let (pool, id, kinds, lease) = (pool.clone(), cfg.id.clone(), cfg.kinds.clone(), cfg.lease);
-        let task = tokio::spawn(async move { run(pool, id, kinds, limit as i64, lease).await });
+        let solo = self.solo.filter(|(at, _)| at.elapsed() < TENANTS_RECHECK).map(|(_, t)| t);
+        let task = tokio::spawn(async move { run(pool, id, kinds, limit as i64, lease, solo).await });
         self.running = Some((task, limit));
         true
     }
 
     /// The claim in flight, once it finishes (pending while there is none).
-    pub(super) async fn next(&mut self) -> Result<ClaimResult, JoinError> {
+    pub(super) async fn next(&mut self) -> Result<Claimed, JoinError> {
         match self.running.as_mut() {
             Some((task, _)) => task.await,
             None => std::future::pending().await,
@@ -54,11 +69,21 @@ impl Claims {
     }
 
     /// Books the finished claim; returns its jobs (empty after an error, which is logged).
-    pub(super) fn done(&mut self, res: Result<ClaimResult, JoinError>, worker: &str) -> Vec<ClaimedJob> {
+    pub(super) fn done(&mut self, res: Result<Claimed, JoinError>, worker: &str) -> Vec<ClaimedJob> {
         let limit = self.running.take().map_or(0, |(_, limit)| limit);
+        let res = res.map(|(jobs, solo)| {
+            if solo.is_some() {
+                self.solo = solo;
+            }
+            jobs
+        });
         match res {
             Ok(Ok(jobs)) => {
                 self.drained = jobs.len() < limit;
+                if self.drained {
+                    // A short claim may mean another tenant appeared: ask again next time.
+                    self.solo = None;
+                }
                 jobs
             }
             Ok(Err(e)) => {
@@ -76,6 +101,25 @@ impl Claims {
     }
 }
 
-async fn run(pool: PgPool, worker: String, kinds: Option<Vec<String>>, limit: i64, lease: Duration) -> ClaimResult {
-    queue::claim(&pool, &worker, kinds.as_deref(), limit, lease).await
+/// `solo`: the cached answer to "which is the only tenant?", or None to look it up first.
+async fn run(
+    pool: PgPool,
+    worker: String,
+    kinds: Option<Vec<String>>,
+    limit: i64,
+    lease: Duration,
+    solo: Option<Option<Uuid>>,
+) -> Claimed {
+    let (tenant, fresh) = match solo {
+        Some(t) => (t, None),
+        None => match queue::only_tenant(&pool).await {
+            Ok(t) => (t, Some((Instant::now(), t))),
+            Err(e) => return (Err(e), None),
+        },
+    };
+    let jobs = match tenant {
+        Some(t) => queue::claim_tenant(&pool, &worker, t, kinds.as_deref(), limit, lease).await,
+        None => queue::claim(&pool, &worker, kinds.as_deref(), limit, lease).await,
+    };
+    (jobs, fresh)
 }

@@ -7,15 +7,17 @@
 //!   the result of the attempt that replaced it. Delivery is at least once.
 
 mod admin;
+mod claim;
 mod connections;
 mod enqueue;
 mod run;
 pub mod schedules;
 
 pub use admin::{AttemptRow, JobFilter, JobRow, StatsRow, attempts, cancel, get, list, prune, requeue, retry, stats};
+pub use claim::{ClaimedJob, claim, claim_tenant, only_tenant};
 pub use connections::blocked_connection;
 pub use enqueue::{Enqueued, NewJob, enqueue, enqueue_many};
-pub use run::{ClaimedJob, Finish, Finished, claim, finish, heartbeat, reap_expired};
+pub use run::{Finish, Finished, finish, heartbeat, reap_expired};
 
 /// The NOTIFY channel workers LISTEN on.
 pub const CHANNEL: &str = "spine_jobs";

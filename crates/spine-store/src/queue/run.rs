@@ -1,69 +1,13 @@
-//! The worker side: claim, heartbeat, finish (in batches) and reap lapsed leases.
+//! The worker side after the claim: heartbeat, finish (in batches) and reap lapsed leases.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use spine_core::jobs::{ErrorClass, JobState};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::StoreError;
-
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct ClaimedJob {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub kind: String,
-    pub payload: Value,
-    /// The number of this attempt (1-based).
-    pub attempts: i32,
-    pub max_attempts: i32,
-    pub run_at: DateTime<Utc>,
-    /// The database's clock at the claim.
-    pub started_at: DateTime<Utc>,
-    pub file_id: Option<Uuid>,
-    pub import_batch_id: Option<Uuid>,
-    pub parent_job_id: Option<Uuid>,
-    pub connection_id: Option<Uuid>,
-}
-
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
-/// Claims up to `limit` due jobs (optionally only of `kinds`) in one statement, leasing them to
-/// `worker` for `lease`, in order: priority, then due time. Concurrent claimers skip each other's
-/// rows.
-pub async fn claim(
-    pool: &PgPool,
-    worker: &str,
-    kinds: Option<&[String]>,
-    limit: i64,
-    lease: Duration,
-) -> Result<Vec<ClaimedJob>, StoreError> {
-    Ok(sqlx::query_as(
-        // `id = ANY(ARRAY(…))` makes the update a primary-key lookup per claimed row; a join
-        // with the claiming CTE lets the planner hash the whole table instead.
-        "UPDATE qiserver.jobs j
-         SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,
-             lease_expires_at = now() + make_interval(secs => $4), started_at = now(), updated_at = now()
-         WHERE j.id = ANY(ARRAY(
-             SELECT id FROM qiserver.jobs
-             WHERE state IN ('queued', 'failed') AND run_at <= now() AND ($2::text[] IS NULL OR kind = ANY($2))
-             ORDER BY priority DESC, run_at, id
-             LIMIT $3
-             FOR UPDATE SKIP LOCKED))
-         RETURNING j.id, j.tenant_id, j.kind, j.payload, j.attempts, j.max_attempts, j.run_at, j.started_at,
-                   j.file_id, j.import_batch_id, j.parent_job_id, j.connection_id",
-    )
-    .bind(worker)
-    .bind(kinds)
-    .bind(limit)
-    .bind(secs(lease))
-    .fetch_all(pool)
-    .await?)
-}
 
 /// Extends the leases `worker` holds on `ids`; returns the ids it still holds.
 pub async fn heartbeat(pool: &PgPool, worker: &str, ids: &[Uuid], lease: Duration) -> Result<Vec<Uuid>, StoreError> {
@@ -76,7 +20,7 @@ pub async fn heartbeat(pool: &PgPool, worker: &str, ids: &[Uuid], lease: Duratio
     )
     .bind(worker)
     .bind(ids)
-    .bind(secs(lease))
+    .bind(lease.as_secs_f64())
     .fetch_all(pool)
     .await?)
 }
