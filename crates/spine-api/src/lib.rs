@@ -54,7 +54,10 @@ pub fn router(state: AppState) -> Router {
             get(routes::connections::show).patch(routes::connections::update).delete(routes::connections::delete),
         )
         .route("/connections/{id}/disable", post(routes::connections::disable))
-        .route("/connections/{id}/enable", post(routes::connections::enable));
+        .route("/connections/{id}/enable", post(routes::connections::enable))
+        .route("/connections/{id}/test", post(routes::connections::checks::test))
+        .route("/connections/{id}/health", get(routes::connections::checks::health))
+        .route("/connections/{id}/health/history", get(routes::connections::checks::history));
     let body_limit = state.config.max_body_bytes;
     let timeout = state.config.request_timeout;
     // Uploads stream any size (the registrar enforces blobs.max_upload_bytes) for as long as

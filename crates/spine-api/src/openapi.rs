@@ -26,6 +26,7 @@ use crate::routes;
         routes::connector_types::list, routes::connector_types::show,
         routes::connections::list, routes::connections::create, routes::connections::show, routes::connections::update,
         routes::connections::disable, routes::connections::enable, routes::connections::delete,
+        routes::connections::checks::test, routes::connections::checks::health, routes::connections::checks::history,
     ),
     modifiers(&Bearer),
     tags((name = "health"), (name = "auth"), (name = "tenants"), (name = "users"), (name = "keys"), (name = "registry"), (name = "jobs"), (name = "files"), (name = "review"), (name = "provenance"), (name = "connections"))

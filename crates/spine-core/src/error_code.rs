@@ -36,6 +36,7 @@ error_codes! {
     MethodNotAllowed => ("method_not_allowed", 405, "The route exists but not with this HTTP method."),
     Conflict => ("conflict", 409, "The object already exists (for example a tenant slug or user email in use)."),
     PayloadTooLarge => ("payload_too_large", 413, "The body is larger than the configured limit; nothing was kept."),
+    CredentialsRejected => ("credentials_rejected", 422, "New connection credentials failed the connector's test call; the old ones are kept. `details.diagnosis` says why (class, HTTP status, message; never a secret)."),
     UnsupportedMediaType => ("unsupported_media_type", 415, "The Content-Type is not one the route accepts (JSON routes need application/json)."),
     Timeout => ("timeout", 503, "The request took longer than the configured timeout and was abandoned."),
     Unavailable => ("unavailable", 503, "A dependency (the database) is not reachable or not ready."),

@@ -3,11 +3,13 @@
 //! Registration, staging and promotion steps join it as job kinds.
 
 pub mod builtin;
+pub mod connectors;
 pub mod cron;
 mod heartbeat;
 mod janitor;
 pub mod process;
 pub mod profiles;
+pub mod ratelimit;
 pub mod register;
 pub mod review;
 pub mod staging;

@@ -2,6 +2,10 @@
 //! needs `connections:admin` in a tenant whose `integrations_enabled` flag is on (403 otherwise).
 //! Configs are validated with field-level errors; secret fields are sealed into the vault and no
 //! response ever carries them: only `secrets_set`, the paths of the secret fields that are set.
+//! An update that gives any secret field first runs the type's test call with the new credentials
+//! (decision 0023): a failure keeps the old ones and answers 422 `credentials_rejected`.
+
+pub mod checks;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,6 +18,7 @@ use spine_core::connector::{ConnectorType, FieldError};
 use spine_core::error_code::ErrorCode;
 use spine_core::ids::TenantId;
 use spine_core::vault::Keyring;
+use spine_pipeline::connectors::gives_secrets;
 use spine_store::repos::audit;
 use spine_store::repos::connections::{self as repo, Connection, ConnectionChanges, ConnectionError, NewConnection};
 use spine_store::vault::VaultStoreError;
@@ -100,8 +105,19 @@ pub struct UpdateConnection {
     pub notes: Option<String>,
 }
 
+/// Options of an update.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateQuery {
+    /// Store new credentials without the connector's test call (e.g. while the remote is down);
+    /// recorded in the audit log. Default false.
+    pub skip_test: Option<bool>,
+}
+
 /// Why a connection is disabled.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DisableQuery {
     pub reason: Option<String>,
@@ -157,7 +173,22 @@ async fn record(
     c: &Connection,
     rid: RequestId,
 ) -> ApiResult<()> {
-    let details = json!({ "connector_type": c.connector_type, "name": c.name, "secrets_set": c.secrets_set() });
+    record_with(tx, auth, tenant, action, c, rid, json!({})).await
+}
+
+async fn record_with(
+    tx: &mut TenantTx,
+    auth: &Auth,
+    tenant: TenantId,
+    action: &str,
+    c: &Connection,
+    rid: RequestId,
+    extra: Value,
+) -> ApiResult<()> {
+    let mut details = json!({ "connector_type": c.connector_type, "name": c.name, "secrets_set": c.secrets_set() });
+    if let (Some(d), Value::Object(e)) = (details.as_object_mut(), extra) {
+        d.extend(e);
+    }
     audit::record(tx.conn(), auth.audit_event(tenant, action, "connection", c.id.to_string(), rid, details)).await?;
     Ok(())
 }
@@ -224,19 +255,43 @@ pub async fn show(
 }
 
 /// Update a connection's name, config (revalidated; new secrets replace the stored ones), metadata or notes.
+/// New secrets are first tried with the connector's test call (unless `skip_test=true`): a failure
+/// keeps the old credentials and answers 422 `credentials_rejected` with the redacted diagnosis.
 #[utoipa::path(patch, path = "/v1/connections/{id}", tag = "connections", request_body = UpdateConnection,
-    params(("id" = Uuid, Path, description = "Connection id")),
+    params(("id" = Uuid, Path, description = "Connection id"), UpdateQuery),
     responses((status = 200, body = ConnectionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
     Extension(rid): Extension<RequestId>,
     AppPath(id): AppPath<Uuid>,
+    AppQuery(q): AppQuery<UpdateQuery>,
     AppJson(b): AppJson<UpdateConnection>,
 ) -> ApiResult<Json<ConnectionView>> {
     let (mut tx, tenant) = open(&state, &auth).await?;
+    let current = repo::get(&mut tx, id).await.map_err(not_found)?;
+    let rotation = match (&b.config, ConnectorType::from_name(&current.connector_type)) {
+        (Some(config), Some(t)) => gives_secrets(t, config),
+        _ => false,
+    };
+    let skip_test = q.skip_test.unwrap_or(false);
+    if rotation && !skip_test {
+        // No transaction stays open across the remote call; the row must be unchanged after it.
+        tx.commit().await?;
+        let candidate = b.config.clone().unwrap_or_default();
+        checks::guard_rotation(&state, &auth, tenant, &rid, &current, candidate).await?;
+        tx = state.store.tenant_tx(tenant).await?;
+        let now = repo::lock(&mut tx, id).await.map_err(not_found)?;
+        if now.updated_at != current.updated_at {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "the connection changed while the new credentials were tested; send the update again",
+            ));
+        }
+    }
     let changes = ConnectionChanges {
         name: b.name.as_deref(),
         config: b.config,
@@ -244,7 +299,13 @@ pub async fn update(
         notes: b.notes.as_deref(),
     };
     let c = repo::update(&mut tx, keyring(&state)?, id, changes, &auth.0.actor_ref()).await.map_err(map_err)?;
-    record(&mut tx, &auth, tenant, "connection.update", &c, rid).await?;
+    if rotation {
+        tracing::info!(connection_id = %id, tested = !skip_test, "credential rotation: new credentials stored");
+        let extra = json!({ "credentials_rotated": true, "tested": !skip_test });
+        record_with(&mut tx, &auth, tenant, "connection.update", &c, rid, extra).await?;
+    } else {
+        record(&mut tx, &auth, tenant, "connection.update", &c, rid).await?;
+    }
     tx.commit().await?;
     Ok(Json(c.into()))
 }

@@ -212,7 +212,8 @@ pub async fn find(tx: &mut TenantTx, id_or_name: &str) -> Result<Connection, Sto
     .ok_or(StoreError::NotFound)
 }
 
-async fn lock(tx: &mut TenantTx, id: Uuid) -> Result<Connection, StoreError> {
+/// One connection, row-locked until the transaction ends (to compare before a change).
+pub async fn lock(tx: &mut TenantTx, id: Uuid) -> Result<Connection, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM qiconnect.connections WHERE id = $1 FOR UPDATE")))
         .bind(id)
         .fetch_optional(tx.conn())

@@ -2,12 +2,14 @@
 //! take a `SystemTx` are the authentication and platform-administration paths.
 
 pub mod audit;
+pub mod connection_health;
 pub mod connections;
 pub mod inbox;
 pub mod keys;
 pub mod processing;
 pub mod promotion;
 pub mod provenance;
+pub mod rate_limits;
 pub mod registration;
 pub mod registry;
 pub mod review;

@@ -1,7 +1,10 @@
 //! `spine connection …`: a tenant's connections, straight on the database (decision 0021).
 //! Non-secret config comes from `--config-json`; secret fields only from `--secret-file` or
 //! stdin (a JSON object merged into the config, e.g. `{"auth": {"token": "…"}}`), never from argv:
-//! a secret field in `--config-json` is refused. Output never contains a secret.
+//! a secret field in `--config-json` is refused. Output never contains a secret. An update that
+//! gives a secret runs the connector's test call with the new credentials first (decision 0023).
+
+mod checks;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -11,6 +14,7 @@ use serde_json::{Value, json};
 use spine_core::connector::{ConnectorType, get_path};
 use spine_core::ids::TenantId;
 use spine_core::vault::Keyring;
+use spine_pipeline::connectors::CheckKind;
 use spine_store::repos::connections::{self as repo, Connection, ConnectionChanges, ConnectionError, NewConnection};
 use spine_store::{Store, StoreError, TenantTx};
 use zeroize::Zeroizing;
@@ -65,6 +69,25 @@ pub enum ConnectionCmd {
         config_json: Option<String>,
         #[command(flatten)]
         secrets: SecretArg,
+        /// Store new secrets without the connector's test call (e.g. while the remote is down).
+        #[arg(long)]
+        skip_test: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the connection's health check and record it; exit 1 when it fails.
+    Health {
+        connection: String,
+        #[command(flatten)]
+        t: TenantArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the connection's test call (validates its stored credentials) and record it; exit 1 when it fails.
+    Test {
+        connection: String,
+        #[command(flatten)]
+        t: TenantArg,
         #[arg(long)]
         json: bool,
     },
@@ -235,6 +258,22 @@ async fn find(tx: &mut TenantTx, connection: &str) -> Result<Connection, CliErro
     repo::find(tx, connection).await.map_err(store_err)
 }
 
+async fn check(
+    store: &Store,
+    settings: &Settings,
+    connection: &str,
+    t: &TenantArg,
+    kind: CheckKind,
+    json: bool,
+) -> Result<(), CliError> {
+    let mut tx = open(store, &t.tenant).await?;
+    let c = find(&mut tx, connection).await?;
+    let tenant = tx.tenant();
+    tx.commit().await?;
+    let ring = keyring(store, settings).await?;
+    checks::run(store, &ring, tenant, &c, kind, json).await
+}
+
 pub async fn run(store: &Store, settings: &Settings, cmd: ConnectionCmd) -> Result<(), CliError> {
     match cmd {
         ConnectionCmd::Create { t, connector_type, name, config_json, secrets, json } => {
@@ -289,7 +328,7 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ConnectionCmd) -> Resu
             tx.commit().await?;
             print(&c, json);
         }
-        ConnectionCmd::Update { connection, t, name, config_json, secrets, json } => {
+        ConnectionCmd::Update { connection, t, name, config_json, secrets, skip_test, json } => {
             let mut tx = open(store, &t.tenant).await?;
             let current = find(&mut tx, &connection).await?;
             let ty = ConnectorType::from_name(&current.connector_type)
@@ -298,14 +337,37 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ConnectionCmd) -> Resu
             if let Some(c) = &new_config {
                 refuse_argv_secrets(ty, c)?;
             }
+            let mut rotation = false;
             if let Some(s) = read_secrets(&secrets)? {
+                rotation = true;
                 merge(new_config.get_or_insert_with(|| current.config.clone()), s);
             }
             let ring = keyring(store, settings).await?;
+            if rotation && !skip_test {
+                let tenant = tx.tenant();
+                tx.commit().await?;
+                checks::guard_rotation(store, &ring, tenant, &current, new_config.clone().unwrap_or_default()).await?;
+                tx = store.tenant_tx(tenant).await?;
+                if repo::lock(&mut tx, current.id).await.map_err(store_err)?.updated_at != current.updated_at {
+                    return Err(CliError::failed("the connection changed while the new credentials were tested")
+                        .hint("run the update again"));
+                }
+            }
             let changes = ConnectionChanges { name: name.as_deref(), config: new_config, ..Default::default() };
-            let c = repo::update(&mut tx, &ring, current.id, changes, "cli").await.map_err(map_err)?;
+            let c = repo::update(&mut tx, &ring, current.id, changes, checks::ACTOR).await.map_err(map_err)?;
             tx.commit().await?;
+            if rotation {
+                tracing::info!(
+                    connection_id = %c.id, tested = !skip_test, "credential rotation: new credentials stored"
+                );
+            }
             print(&c, json);
+        }
+        ConnectionCmd::Health { connection, t, json } => {
+            check(store, settings, &connection, &t, CheckKind::Health, json).await?;
+        }
+        ConnectionCmd::Test { connection, t, json } => {
+            check(store, settings, &connection, &t, CheckKind::Test, json).await?;
         }
         ConnectionCmd::Delete { connection, t } => {
             let mut tx = open(store, &t.tenant).await?;
