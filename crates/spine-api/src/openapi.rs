@@ -27,6 +27,7 @@ use crate::routes;
         routes::connections::list, routes::connections::create, routes::connections::show, routes::connections::update,
         routes::connections::disable, routes::connections::enable, routes::connections::delete,
         routes::connections::checks::test, routes::connections::checks::health, routes::connections::checks::history,
+        routes::connections::events::events, routes::connections::events::rate_limit,
     ),
     modifiers(&Bearer),
     tags((name = "health"), (name = "auth"), (name = "tenants"), (name = "users"), (name = "keys"), (name = "registry"), (name = "jobs"), (name = "files"), (name = "review"), (name = "provenance"), (name = "connections"))

@@ -5,6 +5,8 @@
 
 mod common;
 /// Credential rotation guarded by the test call, health checks and their history.
+#[path = "connections_api/outcomes.rs"]
+mod outcomes;
 #[path = "connections_api/rotation.rs"]
 mod rotation;
 

@@ -142,16 +142,25 @@ impl FromStr for ErrorClass {
 pub struct JobError {
     pub class: ErrorClass,
     pub message: String,
-    /// For `RateLimited`: what the remote's Retry-After said.
+    /// For `RateLimited`: what the remote's Retry-After said (or, when deferred, how long to wait).
     pub retry_after: Option<Duration>,
+    /// Not a failure: put the job off for `retry_after` without using up an attempt (a local rate
+    /// limit said wait). Recorded as a `deferred` attempt.
+    pub deferred: bool,
 }
 
 impl JobError {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        Self { class, message: message.into(), retry_after: None }
+        Self { class, message: message.into(), retry_after: None, deferred: false }
     }
     pub fn rate_limited(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
-        Self { class: ErrorClass::RateLimited, message: message.into(), retry_after }
+        Self { class: ErrorClass::RateLimited, message: message.into(), retry_after, deferred: false }
+    }
+    /// Put the job off for `after` (at least a second, at most a day): it goes back to the queue
+    /// and the attempt does not count against `max_attempts`.
+    pub fn deferred(message: impl Into<String>, after: Duration) -> Self {
+        let after = after.clamp(Duration::from_secs(1), Duration::from_secs(86_400));
+        Self { class: ErrorClass::RateLimited, message: message.into(), retry_after: Some(after), deferred: true }
     }
 }
 

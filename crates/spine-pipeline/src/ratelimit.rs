@@ -144,9 +144,10 @@ fn wait_error(connection: Uuid, limit: Option<u32>, w: &Wait) -> JobError {
         (WaitReason::Window, None) => "window full".to_owned(),
         (WaitReason::RemoteBackoff, _) => "the remote asked to back off (429)".to_owned(),
     };
-    JobError::rate_limited(
-        format!("connection {connection} rate limited: {why}; retry in {}", secs(w.retry_after)),
-        Some(w.retry_after),
+    // Over the limit is not a failure: the job is put off until the window has room (decision 0022).
+    JobError::deferred(
+        format!("connection {connection} rate limited: {why}; deferred for {}", secs(w.retry_after)),
+        w.retry_after,
     )
 }
 

@@ -236,6 +236,7 @@ impl Case<'_> {
                     class,
                     message: format!("{class} trouble"),
                     retry_after: retry_after.then_some(Duration::from_secs(30)),
+                    deferred: false,
                 };
                 let (attempts, max) = (self.jobs[i].attempts, self.jobs[i].max_attempts);
                 let decision = policy.after_failure(&err, attempts.max(1), max, UNIT);

@@ -110,6 +110,7 @@ async fn exactly_limit_calls_are_admitted_across_processes() {
     // The library says the same as a job error: rate limited, retry after the wait, not a failure.
     let e = RateLimiter::new(store.clone()).check(t, c, Some(LIMIT)).await.unwrap_err();
     assert_eq!(e.class, ErrorClass::RateLimited);
+    assert!(e.deferred, "over the limit is a deferral, not a failure");
     let d = e.retry_after.unwrap();
     assert!(d > Duration::from_secs(50) && d <= MINUTE, "{e:?}");
     // A higher limit (another connection config) admits more on the same log.

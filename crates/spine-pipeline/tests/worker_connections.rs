@@ -117,3 +117,41 @@ async fn a_disabled_connection_stops_its_jobs_and_auth_failures_disable_it() {
     sup.shutdown().await;
     handle.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_call_over_the_rate_limit_defers_the_job_without_using_an_attempt() {
+    let env = env().await;
+    let limiter = spine_pipeline::ratelimit::RateLimiter::with_window(env.store.clone(), Duration::from_secs(2));
+    let handlers = Handlers::new().register("crm.pull", RetryPolicy::default(), move |ctx| {
+        let limiter = limiter.clone();
+        async move { limiter.check(ctx.tenant, ctx.connection_id.unwrap(), Some(1)).await }
+    });
+    let mut cfg = WorkerConfig::new("wc-2", 2);
+    cfg.poll_every = Duration::from_millis(100);
+    cfg.shutdown_grace = Duration::from_secs(2);
+    let sup = Supervisor::new();
+    let worker = Worker::new(env.db.pool.clone(), env.store.clone(), handlers, cfg);
+    let handle = tokio::spawn(worker.run(sup.shutdown_handle()));
+
+    let (a, b) = (put(&env, "crm.pull").await, put(&env, "crm.pull").await);
+    // One call per 2 s window: one job runs now, the other is deferred, then runs in the next window.
+    assert_eq!(settled(&env, a, &["succeeded"]).await.1, 1);
+    assert_eq!(settled(&env, b, &["succeeded"]).await.1, 1, "the deferral used no attempt");
+    let outcomes: Vec<String> =
+        sqlx::query_scalar("SELECT outcome FROM qiserver.job_attempts WHERE job_id = ANY($1) ORDER BY started_at")
+            .bind(vec![a, b])
+            .fetch_all(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(outcomes.iter().filter(|o| *o == "deferred").count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "succeeded").count(), 2, "{outcomes:?}");
+    let status: String = sqlx::query_scalar("SELECT status FROM qiconnect.connections WHERE id = $1")
+        .bind(env.conn)
+        .fetch_one(&env.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "active", "a deferral is not a failure of the connection");
+
+    sup.shutdown().await;
+    handle.await.unwrap().unwrap();
+}

@@ -237,6 +237,30 @@ fn connection_lifecycle_keeps_secrets_off_argv_and_output() {
     assert_eq!(e["status"], "active");
     let s = ok_json(&run(&env, &["connection", "show", c["id"].as_str().unwrap(), "--tenant", "acme", "--json"], None));
     assert_eq!(s["name"], "people-api");
+    // Both changes are events, newest first, by the CLI; the failure policy is set with flags.
+    let ev = ok_json(&run(&env, &["connection", "events", "people-api", "--tenant", "acme", "--json"], None));
+    let changes: Vec<(String, String, String)> = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let f = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (f("from_status"), f("to_status"), f("actor"))
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [("disabled".into(), "active".into(), "cli".into()), ("active".into(), "disabled".into(), "cli".into())]
+    );
+    let out = run(&env, &["connection", "events", "people-api", "--tenant", "acme"], None);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("disabled -> active") && text(&out.stdout).contains("maintenance"));
+    let policy = ["connection", "update", "people-api", "--tenant", "acme", "--degrade-after", "5"];
+    let p = ok_json(&run(&env, &[&policy[..], &["--disable-after-secs", "3600", "--json"]].concat(), None));
+    assert_eq!((p["degrade_after_failures"].as_i64(), p["disable_after_secs"].as_i64()), (Some(5), Some(3600)));
+    let out = run(&env, &[&policy[..2], &["people-api", "--tenant", "acme", "--degrade-after", "0"]].concat(), None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("degrade_after_failures"), "{}", text(&out.stderr));
 
     // A tenant without integrations is refused with a hint.
     let out = run(&env, &["connection", "list", "--tenant", "beta"], None);

@@ -6,6 +6,7 @@
 //! (decision 0023): a failure keeps the old ones and answers 422 `credentials_rejected`.
 
 pub mod checks;
+pub mod events;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -53,6 +54,15 @@ pub struct ConnectionView {
     pub updated_at: DateTime<Utc>,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    /// Failed calls in a row after which the runtime marks the connection degraded.
+    pub degrade_after_failures: i32,
+    /// How long a degraded connection may keep failing before the runtime disables it.
+    pub disable_after_secs: i64,
+    /// Failed calls (jobs) in a row since the last success.
+    pub consecutive_failures: i32,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub last_error_class: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
 }
 
 impl From<Connection> for ConnectionView {
@@ -73,6 +83,12 @@ impl From<Connection> for ConnectionView {
             updated_at: c.updated_at,
             created_by: c.created_by,
             updated_by: c.updated_by,
+            degrade_after_failures: c.degrade_after_failures,
+            disable_after_secs: c.disable_after_secs,
+            consecutive_failures: c.consecutive_failures,
+            failing_since: c.failing_since,
+            last_error_class: c.last_error_class,
+            last_error_at: c.last_error_at,
         }
     }
 }
@@ -103,6 +119,10 @@ pub struct UpdateConnection {
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     pub notes: Option<String>,
+    /// Failed calls in a row (1–1000) after which the connection is marked degraded.
+    pub degrade_after_failures: Option<i32>,
+    /// Seconds (0–31536000) a degraded connection may keep failing before it is disabled.
+    pub disable_after_secs: Option<i64>,
 }
 
 /// Options of an update.
@@ -297,6 +317,8 @@ pub async fn update(
         config: b.config,
         metadata: b.metadata,
         notes: b.notes.as_deref(),
+        degrade_after_failures: b.degrade_after_failures,
+        disable_after_secs: b.disable_after_secs,
     };
     let c = repo::update(&mut tx, keyring(&state)?, id, changes, &auth.0.actor_ref()).await.map_err(map_err)?;
     if rotation {

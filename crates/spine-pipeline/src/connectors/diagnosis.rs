@@ -51,7 +51,7 @@ impl Diagnosis {
     /// The failure as a job error (for handlers that use a connection), `None` when ok.
     pub fn job_error(&self) -> Option<JobError> {
         let class = self.error_class?;
-        Some(JobError { class, message: self.message.clone(), retry_after: self.retry_after() })
+        Some(JobError { class, message: self.message.clone(), retry_after: self.retry_after(), deferred: false })
     }
 
     pub fn retry_after(&self) -> Option<Duration> {

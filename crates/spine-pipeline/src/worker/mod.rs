@@ -275,6 +275,11 @@ impl Loop<'_> {
             // Aborted at the end of the shutdown grace.
             Err(_) => return self.send(&held, started, ended, Finish::Released),
         };
+        if err.deferred {
+            let after = err.retry_after.unwrap_or(Duration::from_secs(1));
+            let run_at = db_time(&held, ended) + TimeDelta::from_std(after).unwrap_or(TimeDelta::days(1));
+            return self.send(&held, started, ended, Finish::Deferred { message: err.message, run_at });
+        }
         let default = RetryPolicy::default();
         let policy = self.w.handlers.policy(&held.job.kind).unwrap_or(&default);
         let j = &held.job;

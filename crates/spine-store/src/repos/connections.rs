@@ -60,6 +60,14 @@ pub struct Connection {
     pub updated_at: DateTime<Utc>,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    /// Failure policy (decision 0022): degraded after this many failed calls in a row…
+    pub degrade_after_failures: i32,
+    /// …and disabled once failing for this many seconds.
+    pub disable_after_secs: i64,
+    pub consecutive_failures: i32,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub last_error_class: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
 }
 
 impl Connection {
@@ -70,7 +78,9 @@ impl Connection {
 }
 
 const COLS: &str = "id, tenant_id, connector_type, name, config, secret_refs, is_active, status, status_reason, \
-                    last_used_at, metadata, notes, created_at, updated_at, created_by, updated_by";
+                    last_used_at, metadata, notes, created_at, updated_at, created_by, updated_by, \
+                    degrade_after_failures, extract(epoch FROM disable_after)::int8 AS disable_after_secs, \
+                    consecutive_failures, failing_since, last_error_class, last_error_at";
 
 /// A new connection; `config` still holds its secrets.
 pub struct NewConnection<'a> {
@@ -90,6 +100,9 @@ pub struct ConnectionChanges<'a> {
     pub config: Option<Value>,
     pub metadata: Option<Value>,
     pub notes: Option<&'a str>,
+    /// Failure policy (decision 0022).
+    pub degrade_after_failures: Option<i32>,
+    pub disable_after_secs: Option<i64>,
 }
 
 /// Whether the transaction's tenant may use connections at all (`core.tenants.integrations_enabled`).
@@ -106,6 +119,18 @@ fn check_name(name: &str) -> Result<(), ConnectionError> {
         }]));
     }
     Ok(())
+}
+
+fn check_policy(c: &ConnectionChanges<'_>) -> Result<(), ConnectionError> {
+    let mut errors = Vec::new();
+    if c.degrade_after_failures.is_some_and(|n| !(1..=1000).contains(&n)) {
+        errors.push(FieldError { field: "degrade_after_failures".into(), message: "must be 1 to 1000".into() });
+    }
+    if c.disable_after_secs.is_some_and(|s| !(0..=31_536_000).contains(&s)) {
+        errors
+            .push(FieldError { field: "disable_after_secs".into(), message: "must be 0 to 31536000 (a year)".into() });
+    }
+    if errors.is_empty() { Ok(()) } else { Err(ConnectionError::Invalid(errors)) }
 }
 
 fn check_object(field: &str, v: &Value) -> Result<(), ConnectionError> {
@@ -232,6 +257,7 @@ pub async fn update(
     by: &str,
 ) -> Result<Connection, ConnectionError> {
     let current = lock(tx, id).await?;
+    check_policy(&c)?;
     if let Some(n) = c.name {
         check_name(n)?;
     }
@@ -290,7 +316,9 @@ pub async fn update(
     };
     let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE qiconnect.connections SET name = coalesce($2, name), config = coalesce($3, config), secret_refs = $4,
-                metadata = coalesce($5, metadata), notes = coalesce($6, notes), updated_by = $7
+                metadata = coalesce($5, metadata), notes = coalesce($6, notes), updated_by = $7,
+                degrade_after_failures = coalesce($8, degrade_after_failures),
+                disable_after = coalesce(make_interval(secs => $9::int8), disable_after)
          WHERE id = $1 RETURNING {COLS}"
     )))
     .bind(id)
@@ -300,6 +328,8 @@ pub async fn update(
     .bind(c.metadata)
     .bind(c.notes)
     .bind(by)
+    .bind(c.degrade_after_failures)
+    .bind(c.disable_after_secs)
     .fetch_one(tx.conn())
     .await
     .map_err(on_write)?;
@@ -359,6 +389,30 @@ pub async fn connector_type_rows(tx: &mut TenantTx) -> Result<Vec<Value>, StoreE
     Ok(sqlx::query_scalar(
         "SELECT to_jsonb(t) - 'created_at' - 'updated_at' FROM qiconnect.connector_types t ORDER BY name",
     )
+    .fetch_all(tx.conn())
+    .await?)
+}
+
+/// One status change of a connection (`qiconnect.connection_events`).
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct ConnectionEvent {
+    pub id: Uuid,
+    pub from_status: String,
+    pub to_status: String,
+    pub reason: Option<String>,
+    /// Who, as kind:id (`user:…`, `api_key:…`, `cli`), or `job:<id>` when the runtime changed it.
+    pub actor: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The connection's status changes, newest first.
+pub async fn events(tx: &mut TenantTx, id: Uuid, limit: i64) -> Result<Vec<ConnectionEvent>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, from_status, to_status, reason, actor, created_at FROM qiconnect.connection_events
+         WHERE connection_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(id)
+    .bind(limit)
     .fetch_all(tx.conn())
     .await?)
 }

@@ -5,6 +5,7 @@
 //! gives a secret runs the connector's test call with the new credentials first (decision 0023).
 
 mod checks;
+mod events;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -72,6 +73,22 @@ pub enum ConnectionCmd {
         /// Store new secrets without the connector's test call (e.g. while the remote is down).
         #[arg(long)]
         skip_test: bool,
+        /// Mark the connection degraded after this many failed calls in a row (1-1000; default 3).
+        #[arg(long, value_name = "N")]
+        degrade_after: Option<i32>,
+        /// Disable it once degraded and failing for this many seconds (default 86400).
+        #[arg(long, value_name = "SECS")]
+        disable_after_secs: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The connection's status changes (by people and by the runtime), newest first, and its rate-limit counters.
+    Events {
+        connection: String,
+        #[command(flatten)]
+        t: TenantArg,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
         #[arg(long)]
         json: bool,
     },
@@ -137,6 +154,9 @@ fn connection_json(c: &Connection) -> Value {
         "secrets_set": c.secrets_set(), "is_active": c.is_active, "status": c.status,
         "status_reason": c.status_reason, "last_used_at": c.last_used_at, "metadata": c.metadata,
         "notes": c.notes, "created_at": c.created_at, "updated_at": c.updated_at,
+        "degrade_after_failures": c.degrade_after_failures, "disable_after_secs": c.disable_after_secs,
+        "consecutive_failures": c.consecutive_failures, "failing_since": c.failing_since,
+        "last_error_class": c.last_error_class, "last_error_at": c.last_error_at,
     })
 }
 
@@ -328,7 +348,17 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ConnectionCmd) -> Resu
             tx.commit().await?;
             print(&c, json);
         }
-        ConnectionCmd::Update { connection, t, name, config_json, secrets, skip_test, json } => {
+        ConnectionCmd::Update {
+            connection,
+            t,
+            name,
+            config_json,
+            secrets,
+            skip_test,
+            degrade_after,
+            disable_after_secs,
+            json,
+        } => {
             let mut tx = open(store, &t.tenant).await?;
             let current = find(&mut tx, &connection).await?;
             let ty = ConnectorType::from_name(&current.connector_type)
@@ -353,7 +383,13 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ConnectionCmd) -> Resu
                         .hint("run the update again"));
                 }
             }
-            let changes = ConnectionChanges { name: name.as_deref(), config: new_config, ..Default::default() };
+            let changes = ConnectionChanges {
+                name: name.as_deref(),
+                config: new_config,
+                degrade_after_failures: degrade_after,
+                disable_after_secs,
+                ..Default::default()
+            };
             let c = repo::update(&mut tx, &ring, current.id, changes, checks::ACTOR).await.map_err(map_err)?;
             tx.commit().await?;
             if rotation {
@@ -362,6 +398,12 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ConnectionCmd) -> Resu
                 );
             }
             print(&c, json);
+        }
+        ConnectionCmd::Events { connection, t, limit, json } => {
+            let mut tx = open(store, &t.tenant).await?;
+            let c = find(&mut tx, &connection).await?;
+            events::print(&mut tx, &c, limit, json).await?;
+            tx.commit().await?;
         }
         ConnectionCmd::Health { connection, t, json } => {
             check(store, settings, &connection, &t, CheckKind::Health, json).await?;
