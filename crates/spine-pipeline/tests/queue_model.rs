@@ -61,6 +61,7 @@ enum Op {
     Succeed { pick: usize, by: By },
     Fail { pick: usize, by: By, class: ErrorClass, retry_after: bool },
     Release { pick: usize, by: By },
+    Defer { pick: usize, by: By },
     Expire { pick: usize },
     Cancel { pick: usize },
     Retry { pick: usize },
@@ -79,6 +80,7 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         3 => (any::<usize>(), by(), class, any::<bool>())
             .prop_map(|(pick, by, class, retry_after)| Op::Fail { pick, by, class, retry_after }),
         1 => (any::<usize>(), by()).prop_map(|(pick, by)| Op::Release { pick, by }),
+        1 => (any::<usize>(), by()).prop_map(|(pick, by)| Op::Defer { pick, by }),
         1 => any::<usize>().prop_map(|pick| Op::Expire { pick }),
         1 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
         1 => any::<usize>().prop_map(|pick| Op::Retry { pick }),
@@ -266,6 +268,18 @@ impl Case<'_> {
                     if self.mutant != Mutant::ReleaseKeepsAttempt {
                         j.attempts -= 1;
                     }
+                    j.attempt_rows += 1;
+                }
+            }
+            Op::Defer { pick, by } => {
+                // A rate limit put the job off for an hour: queued, not due, the attempt not counted.
+                let Some(i) = self.pick_running(pick) else { return Ok(()) };
+                let run_at = Utc::now() + TimeDelta::hours(1);
+                if self.finish(i, by, Finish::Deferred { message: "over the limit".into(), run_at }).await? {
+                    let j = &mut self.jobs[i];
+                    (j.state, j.owner, j.due, j.last_class) =
+                        (JobState::Queued, None, false, Some(ErrorClass::RateLimited));
+                    j.attempts -= 1;
                     j.attempt_rows += 1;
                 }
             }
