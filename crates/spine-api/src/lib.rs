@@ -59,7 +59,9 @@ pub fn router(state: AppState) -> Router {
         .route("/connections/{id}/health", get(routes::connections::checks::health))
         .route("/connections/{id}/health/history", get(routes::connections::checks::history))
         .route("/connections/{id}/events", get(routes::connections::events::events))
-        .route("/connections/{id}/rate-limit", get(routes::connections::events::rate_limit));
+        .route("/connections/{id}/rate-limit", get(routes::connections::events::rate_limit))
+        .route("/connections/{id}/oauth/start", post(routes::connections::oauth::start))
+        .route("/oauth/callback", get(routes::connections::oauth::callback));
     let body_limit = state.config.max_body_bytes;
     let timeout = state.config.request_timeout;
     // Uploads stream any size (the registrar enforces blobs.max_upload_bytes) for as long as

@@ -28,6 +28,7 @@ use crate::routes;
         routes::connections::disable, routes::connections::enable, routes::connections::delete,
         routes::connections::checks::test, routes::connections::checks::health, routes::connections::checks::history,
         routes::connections::events::events, routes::connections::events::rate_limit,
+        routes::connections::oauth::start, routes::connections::oauth::callback,
     ),
     modifiers(&Bearer),
     tags((name = "health"), (name = "auth"), (name = "tenants"), (name = "users"), (name = "keys"), (name = "registry"), (name = "jobs"), (name = "files"), (name = "review"), (name = "provenance"), (name = "connections"))

@@ -4,6 +4,8 @@
 //! types, and the audit of every decryption.
 
 mod common;
+#[path = "connections_api/oauth.rs"]
+mod oauth;
 /// Credential rotation guarded by the test call, health checks and their history.
 #[path = "connections_api/outcomes.rs"]
 mod outcomes;
@@ -112,10 +114,10 @@ async fn connector_types_are_served_and_mirrored_in_the_table() {
     let t = r.json.unwrap();
     assert_eq!(t["category"], "source");
     assert_eq!(t["auth_schema"]["$schema"], "https://json-schema.org/draft/2020-12/schema");
-    assert_eq!(t["auth_schema"]["oneOf"].as_array().unwrap().len(), 3);
+    assert_eq!(t["auth_schema"]["oneOf"].as_array().unwrap().len(), 4);
     assert_eq!(t["output_schema"], Value::Null);
     assert_eq!(t["capabilities"]["single_instance"], false);
-    assert_eq!(t["secret_fields"], json!(["auth.token", "auth.password", "auth.value"]));
+    assert_eq!(t["secret_fields"], json!(["auth.token", "auth.password", "auth.value", "auth.client_secret"]));
     let r = env.send("GET", "/v1/connector-types/webhook_out", None, Some(&key)).await;
     assert_eq!(r.json.unwrap()["capabilities"]["single_instance"], true);
     let r = env.send("GET", "/v1/connector-types/nope", None, Some(&key)).await;
@@ -163,9 +165,9 @@ async fn bad_configs_get_field_level_errors() {
     assert_eq!(fields(&post(c).await), ["verify_tls: unknown field"]);
 
     let mut c = bearer_config(CANARY);
-    c["auth"]["type"] = json!("oauth2");
+    c["auth"]["type"] = json!("digest");
     let r = post(c).await;
-    assert_eq!(fields(&r), ["auth.type: must be one of bearer, basic, header"]);
+    assert_eq!(fields(&r), ["auth.type: must be one of bearer, basic, header, oauth2"]);
     no_canary(&r);
 
     let mut c = bearer_config("x");

@@ -59,6 +59,8 @@ pub struct Job {
     pub import_batch_id: Option<Uuid>,
     pub parent_job_id: Option<Uuid>,
     pub schedule_id: Option<Uuid>,
+    /// The connection the job calls, when it names one.
+    pub connection_id: Option<Uuid>,
     pub children: Children,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -106,6 +108,7 @@ impl From<JobRow> for Job {
             import_batch_id: r.import_batch_id,
             parent_job_id: r.parent_job_id,
             schedule_id: r.schedule_id,
+            connection_id: r.connection_id,
             children: Children {
                 total: r.children_total,
                 succeeded: r.children_succeeded,

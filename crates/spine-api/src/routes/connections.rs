@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod events;
+pub mod oauth;
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -107,7 +107,7 @@ impl ConnectorType {
         match self {
             ConnectorType::HttpJson => {
                 "Reads a JSON API over HTTP(S) with GET or POST, authenticated by a bearer token, HTTP basic \
-                 credentials or an API-key header."
+                 credentials, an API-key header or OAuth2 (authorization code with PKCE, refreshed tokens)."
             }
             ConnectorType::WebhookOut => {
                 "POSTs events as JSON to a URL of the tenant's choosing, each delivery signed with HMAC-SHA256 \
@@ -120,7 +120,7 @@ impl ConnectorType {
         match self {
             ConnectorType::HttpJson => Capabilities {
                 supports_scheduling: true,
-                supports_refresh: false,
+                supports_refresh: true,
                 rate_limit_per_minute: Some(60),
                 single_instance: false,
             },
@@ -161,7 +161,7 @@ impl ConnectorType {
     /// absent from a given auth variant simply does not occur.
     pub fn secret_fields(self) -> &'static [&'static str] {
         match self {
-            ConnectorType::HttpJson => &["auth.token", "auth.password", "auth.value"],
+            ConnectorType::HttpJson => &["auth.token", "auth.password", "auth.value", "auth.client_secret"],
             ConnectorType::WebhookOut => &["auth.signing_secret"],
         }
     }

@@ -106,11 +106,11 @@ fn unknown_fields_are_named_at_every_level() {
 #[test]
 fn wrong_auth_variant_lists_the_variants() {
     let mut c = bearer();
-    c["auth"] = json!({"type": "oauth2", "token": "x"});
-    assert_eq!(errors(ConnectorType::HttpJson, c), ["auth.type: must be one of bearer, basic, header"]);
+    c["auth"] = json!({"type": "digest", "token": "x"});
+    assert_eq!(errors(ConnectorType::HttpJson, c), ["auth.type: must be one of bearer, basic, header, oauth2"]);
     let mut c = bearer();
     c["auth"] = json!({"token": "x"});
-    assert_eq!(errors(ConnectorType::HttpJson, c), ["auth.type: required (one of bearer, basic, header)"]);
+    assert_eq!(errors(ConnectorType::HttpJson, c), ["auth.type: required (one of bearer, basic, header, oauth2)"]);
     // A known variant with another variant's fields: that variant's own errors.
     let mut c = bearer();
     c["auth"] = json!({"type": "basic", "token": "x"});
@@ -169,4 +169,32 @@ fn capabilities_and_categories() {
     assert!(!ConnectorType::HttpJson.capabilities().single_instance);
     assert_eq!(ConnectorType::HttpJson.category().as_str(), "source");
     assert_eq!(serde_json::to_value(Category::Both).unwrap(), "both");
+}
+
+fn oauth2() -> Value {
+    json!({"base_url": "https://api.example.org", "auth": {"type": "oauth2",
+           "authorize_url": "https://id.example.org/authorize", "token_url": "https://id.example.org/token",
+           "client_id": "spine", "client_secret": "s3cret", "scope": "people.read",
+           "redirect_uri": "https://spine.example.org/v1/oauth/callback"}})
+}
+
+#[test]
+fn oauth2_variant_validates_and_vaults_its_client_secret() {
+    assert_eq!(errors(ConnectorType::HttpJson, oauth2()), Vec::<String>::new());
+    let mut public = oauth2();
+    public["auth"].as_object_mut().unwrap().remove("client_secret");
+    assert_eq!(errors(ConnectorType::HttpJson, public), Vec::<String>::new(), "a public client has no secret");
+    let mut c = oauth2();
+    c["auth"].as_object_mut().unwrap().remove("token_url");
+    c["auth"]["authorize_url"] = json!("ftp://x");
+    let mut e = errors(ConnectorType::HttpJson, c);
+    e.sort();
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].starts_with("auth.authorize_url"), "{e:?}");
+    assert_eq!(e[1], "auth.token_url: required");
+    let mut c = oauth2();
+    let s = ConnectorType::HttpJson.split_secrets(&mut c);
+    assert_eq!(s.iter().map(|x| x.0).collect::<Vec<_>>(), ["auth.client_secret"]);
+    assert!(c["auth"].get("client_secret").is_none());
+    assert!(ConnectorType::HttpJson.capabilities().supports_refresh);
 }

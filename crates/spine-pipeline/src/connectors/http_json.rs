@@ -104,6 +104,13 @@ fn credential(auth: &Value) -> Result<(HeaderName, HeaderValue), String> {
     let get = |k: &str| auth[k].as_str().ok_or_else(|| format!("auth.{k} is missing"));
     let (name, value) = match auth["type"].as_str() {
         Some("bearer") => (AUTHORIZATION, Zeroizing::new(format!("Bearer {}", get("token")?))),
+        // The runtime puts a valid access token here (`resolve`, through `oauth::access_token`).
+        Some("oauth2") => {
+            let token = auth["access_token"].as_str().ok_or_else(|| {
+                auth["oauth_problem"].as_str().map_or_else(|| "auth.access_token is missing".to_owned(), str::to_owned)
+            })?;
+            (AUTHORIZATION, Zeroizing::new(format!("Bearer {token}")))
+        }
         Some("basic") => {
             let pair = Zeroizing::new(format!("{}:{}", get("username")?, get("password")?));
             (AUTHORIZATION, Zeroizing::new(format!("Basic {}", STANDARD.encode(pair.as_bytes()))))
@@ -114,7 +121,7 @@ fn credential(auth: &Value) -> Result<(HeaderName, HeaderValue), String> {
                 HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("auth.name {n:?} is not a header name"))?;
             (name, Zeroizing::new(get("value")?.to_owned()))
         }
-        _ => return Err("auth.type must be bearer, basic or header".into()),
+        _ => return Err("auth.type must be bearer, basic, header or oauth2".into()),
     };
     let mut value =
         HeaderValue::from_str(&value).map_err(|_| "the credential is not a valid header value".to_owned())?;
@@ -149,5 +156,9 @@ mod tests {
         assert!(e.err().unwrap().contains("not a header name"));
         let e = build(json!({"base_url": "http://h", "auth": {"type": "bearer", "token": "a\nb"}}));
         assert_eq!(e.err().unwrap(), "the credential is not a valid header value", "no value in the message");
+        let oauth = json!({"base_url": "http://h", "auth": {"type": "oauth2", "access_token": "at"}});
+        assert_eq!(build(oauth).unwrap().headers[AUTHORIZATION], "Bearer at");
+        let e = build(json!({"base_url": "http://h", "auth": {"type": "oauth2", "oauth_problem": "oauth2: not yet"}}));
+        assert_eq!(e.err().unwrap(), "oauth2: not yet", "no token: the reason, not a call without credentials");
     }
 }

@@ -12,6 +12,7 @@
 mod checks;
 mod diagnosis;
 mod http_json;
+pub mod oauth;
 mod resolve;
 pub mod webhook_out;
 

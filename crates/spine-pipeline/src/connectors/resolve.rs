@@ -15,6 +15,8 @@ use spine_store::{Store, StoreError};
 use thiserror::Error;
 use zeroize::Zeroize;
 
+use super::oauth;
+
 #[derive(Debug, Error)]
 pub enum ResolveError {
     #[error("unknown connector type {0:?}")]
@@ -60,7 +62,7 @@ impl ResolvedConfig {
 
 impl Drop for ResolvedConfig {
     fn drop(&mut self) {
-        for path in self.connector_type.secret_fields() {
+        for path in self.connector_type.secret_fields().iter().chain(&[OAUTH_ACCESS_TOKEN]) {
             if let Some(Value::String(s)) = get_path_mut(&mut self.value, path) {
                 s.zeroize();
             }
@@ -72,6 +74,35 @@ impl fmt::Debug for ResolvedConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ResolvedConfig({}, [redacted])", self.connector_type.name())
     }
+}
+
+/// Where [`resolve`] puts an OAuth2 connection's access token (never stored there).
+const OAUTH_ACCESS_TOKEN: &str = "auth.access_token";
+
+/// For an `oauth2` connection, a valid access token (refreshed if due) at `auth.access_token`;
+/// when none can be had, `auth.oauth_problem` says why (the check's diagnosis shows it) and a
+/// refused refresh has set the connection to `needs_reauth`. Database failures are errors.
+async fn fill_oauth(
+    store: &Store,
+    keyring: &Keyring,
+    tenant: TenantId,
+    c: &Connection,
+    config: &mut ResolvedConfig,
+    access: &Access<'_>,
+) -> Result<(), ResolveError> {
+    if config.str("auth.type") != Some("oauth2") {
+        return Ok(());
+    }
+    let (key, value) = match oauth::access_token(store, keyring, tenant, c.id, access).await {
+        Ok(token) => ("access_token", token.as_str().to_owned()),
+        Err(oauth::OAuthError::Store(e)) => return Err(e.into()),
+        Err(oauth::OAuthError::Vault(VaultStoreError::Store(e))) => return Err(e.into()),
+        Err(e) => ("oauth_problem", format!("oauth2: {e}")),
+    };
+    if let Some(Value::Object(auth)) = get_path_mut(&mut config.value, "auth") {
+        auth.insert(key.to_owned(), Value::String(value));
+    }
+    Ok(())
 }
 
 fn connector_type(c: &Connection) -> Result<ConnectorType, ResolveError> {
@@ -119,6 +150,7 @@ pub async fn resolve(
     for path in c.secrets_set() {
         fill(store, keyring, tenant, c, &path, &mut config, access).await?;
     }
+    fill_oauth(store, keyring, tenant, c, &mut config, access).await?;
     Ok(config)
 }
 
@@ -151,5 +183,9 @@ pub async fn resolve_candidate(
         }
     }
     let errors = t.validate(&config.value);
-    if errors.is_empty() { Ok(config) } else { Err(ResolveError::Invalid(errors)) }
+    if !errors.is_empty() {
+        return Err(ResolveError::Invalid(errors));
+    }
+    fill_oauth(store, keyring, tenant, current, &mut config, access).await?;
+    Ok(config)
 }

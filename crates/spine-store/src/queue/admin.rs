@@ -40,6 +40,7 @@ pub struct JobRow {
     pub import_batch_id: Option<Uuid>,
     pub parent_job_id: Option<Uuid>,
     pub schedule_id: Option<Uuid>,
+    pub connection_id: Option<Uuid>,
     pub children_total: i32,
     pub children_succeeded: i32,
     pub children_failed: i32,
@@ -71,7 +72,7 @@ pub struct StatsRow {
 
 const COLS: &str = "id, tenant_id, kind, payload, state, priority, run_at, attempts, max_attempts, lease_owner,
     lease_expires_at, last_error_class, last_error_message, dedupe_key, file_id, import_batch_id, parent_job_id,
-    schedule_id, children_total, children_succeeded, children_failed, created_at, started_at, finished_at";
+    schedule_id, connection_id, children_total, children_succeeded, children_failed, created_at, started_at, finished_at";
 
 const WHERE: &str = "($1::uuid[] IS NULL OR id = ANY($1)) AND ($2::uuid IS NULL OR tenant_id = $2)
     AND ($3::text IS NULL OR state = $3) AND ($4::text IS NULL OR kind = $4)

@@ -6,6 +6,7 @@ pub mod connection_health;
 pub mod connections;
 pub mod inbox;
 pub mod keys;
+pub mod oauth;
 pub mod processing;
 pub mod promotion;
 pub mod provenance;
