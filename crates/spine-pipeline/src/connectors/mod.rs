@@ -13,6 +13,7 @@ mod checks;
 mod diagnosis;
 mod http_json;
 pub mod oauth;
+pub mod oauth_refresh;
 mod resolve;
 pub mod webhook_out;
 

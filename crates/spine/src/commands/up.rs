@@ -32,7 +32,7 @@ pub async fn run(settings: Settings, listen: Option<String>) -> Result<(), CliEr
 async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instant) -> Result<(), CliError> {
     spine_store::migrate::run(&db.pool).await.map_err(|e| CliError::failed(format!("migrations failed: {e}")))?;
     let store = Store::new(db.pool.clone());
-    let _vault_keys = crate::commands::vault::keyring_for_up(settings, &store).await?;
+    let vault_keys = std::sync::Arc::new(crate::commands::vault::keyring_for_up(settings, &store).await?);
     let signer = session_signer(settings)?;
     let blobs = crate::commands::fsck::open_blobs(settings).await?;
     let registrar = Registrar::new(store.clone(), blobs.clone(), Some(settings.blobs.max_upload_bytes));
@@ -59,7 +59,7 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
         },
         metrics: None,
         registrar: Some(registrar.clone()),
-        keyring: Some(std::sync::Arc::new(_vault_keys)),
+        keyring: Some(vault_keys.clone()),
     };
     let url = format!("http://{addr}");
     let mut supervisor = Supervisor::new();
@@ -73,6 +73,12 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
         HeartbeatConfig { hostname: hostname(), endpoint_url: url.clone(), interval: Duration::from_secs(60) },
     );
     supervisor.spawn("heartbeat", |s| heartbeat.run(s));
+    let refresher = spine_pipeline::connectors::oauth_refresh::OAuthRefresher::new(
+        store.clone(),
+        vault_keys,
+        Duration::from_secs(60),
+    );
+    supervisor.spawn("oauth-refresh", |s| refresher.run(s));
     let folders = spine_connectors::inbox::resolve(&settings.inbox, &settings.data_dir, &store).await.map_err(|e| {
         CliError::config(format!("inbox: {e}")).hint("see [inbox] in the configuration table of README.md")
     })?;
