@@ -300,36 +300,6 @@ pub async fn read_secret_in(
     access: &Access<'_>,
 ) -> Result<Plaintext, VaultStoreError> {
     let field = connections_field(path);
-    let sql = format!(
-        "SELECT {} FROM qivault.secrets WHERE owner_kind = $1 AND owner_id = $2 AND field_name = $3 AND replaced_at IS NULL",
-        vault::SECRET_COLUMNS
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(OWNER_KIND)
-        .bind(connection_id)
-        .bind(&field)
-        .fetch_optional(tx.conn())
-        .await?
-        .ok_or_else(|| VaultStoreError::NotFound(format!("no {field} secret of connection {connection_id}")))?;
-    let stored = vault::StoredSecret::from_row(&row)?;
-    let meta = stored.meta.clone();
-    let value = stored.open(keyring)?;
-    sqlx::query(
-        "INSERT INTO qivault.access_events (tenant_id, secret_id, owner_kind, owner_id, field_name, version, purpose, actor, connection_id, job_id, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(meta.tenant_id)
-    .bind(meta.id)
-    .bind(&meta.owner_kind)
-    .bind(meta.owner_id)
-    .bind(&meta.field_name)
-    .bind(meta.version)
-    .bind(access.purpose)
-    .bind(access.actor)
-    .bind(Some(connection_id))
-    .bind(access.job_id)
-    .bind(access.request_id)
-    .execute(tx.conn())
-    .await?;
-    Ok(value)
+    let owner = SecretOwner { kind: OWNER_KIND, id: connection_id, field: &field };
+    vault::read_in(tx, keyring, owner, None, &Access { connection_id: Some(connection_id), ..*access }).await
 }

@@ -267,6 +267,20 @@ pub async fn read(
     access: &Access<'_>,
 ) -> Result<Plaintext, VaultStoreError> {
     let mut tx = store.tenant_tx(tenant).await?;
+    let value = read_in(&mut tx, keyring, owner, version, access).await?;
+    tx.commit().await?;
+    Ok(value)
+}
+
+/// [`read`] inside the caller's transaction: the access event commits with it (for a caller that
+/// holds a lock in that transaction and must not need a second connection).
+pub async fn read_in(
+    tx: &mut TenantTx,
+    keyring: &Keyring,
+    owner: SecretOwner<'_>,
+    version: Option<i32>,
+    access: &Access<'_>,
+) -> Result<Plaintext, VaultStoreError> {
     let sql = format!(
         "SELECT {SECRET_COLUMNS} FROM qivault.secrets
          WHERE owner_kind = $1 AND owner_id = $2 AND field_name = $3
@@ -303,7 +317,6 @@ pub async fn read(
     .execute(tx.conn())
     .await
     .map_err(|e| VaultStoreError::Store(StoreError::on_constraint(e, "access event")))?;
-    tx.commit().await?;
     Ok(value)
 }
 
