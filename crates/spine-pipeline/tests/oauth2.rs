@@ -195,13 +195,15 @@ async fn expire_soon(e: &Env) {
 #[tokio::test]
 async fn full_flow_keeps_tokens_in_the_vault_and_checks_with_them() {
     let e = env().await;
-    // Not authorized yet: a check says so instead of calling without a credential.
+    // Not authorized yet: the connection starts as needs_reauth, and a check says so instead of
+    // calling without a credential.
     let caller = Caller { actor: "user:test", request_id: None };
     let opts = CallOptions::default();
     let (d, _) = connectors::check_connection(&e.store, &e.ring, e.tenant, &e.conn, CheckKind::Test, caller, opts)
         .await
         .unwrap();
-    assert!(!d.ok && d.message.contains("not been authorized"), "{d:?}");
+    assert_eq!(e.conn.status, "needs_reauth");
+    assert!(!d.ok && d.message.contains("not authorized yet"), "{d:?}");
 
     authorized(&e).await;
     let fields: Vec<String> = sqlx::query_scalar(
@@ -312,7 +314,14 @@ async fn a_revoked_refresh_token_marks_the_connection_needs_reauth() {
     .fetch_all(&e.db.pool)
     .await
     .unwrap();
-    assert_eq!(events, [("active".into(), "needs_reauth".into(), Some("user:test".into()))]);
+    // Authorized (needs_reauth → active), then refused (active → needs_reauth).
+    assert_eq!(
+        events,
+        [
+            ("needs_reauth".into(), "active".into(), Some("user:test".into())),
+            ("active".into(), "needs_reauth".into(), Some("user:test".into()))
+        ]
+    );
     // No retry: the next call does not ask the provider again.
     let r = oauth::access_token(&e.store, &e.ring, e.tenant, e.conn.id, &access()).await;
     assert!(matches!(r, Err(OAuthError::NeedsReauth(_))));

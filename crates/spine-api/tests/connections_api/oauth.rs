@@ -69,6 +69,7 @@ async fn authorization_code_flow_over_the_api() {
                  "client_id": "spine", "client_secret": SECRET, "redirect_uri": "http://127.0.0.1/v1/oauth/callback"}}});
     let r = env.send("POST", "/v1/connections", Some(&config), Some(&key)).await;
     assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json.as_ref().unwrap()["status"], "needs_reauth", "unusable until authorized");
     let id = r.json.as_ref().unwrap()["id"].as_str().unwrap().to_owned();
 
     let start = format!("/v1/connections/{id}/oauth/start");

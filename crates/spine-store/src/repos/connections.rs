@@ -185,14 +185,24 @@ pub async fn create(
     let mut config = new.config;
     let secrets = t.split_secrets(&mut config);
     let id = Uuid::now_v7();
+    // An OAuth2 connection cannot call anything until someone authorizes it (decision 0026).
+    let (status, reason) = if get_path(&config, "auth.type").and_then(Value::as_str) == Some("oauth2") {
+        (
+            "needs_reauth",
+            Some(format!("not authorized yet: start the OAuth2 authorization (POST /v1/connections/{id}/oauth/start)")),
+        )
+    } else {
+        ("active", None)
+    };
     let mut refs = Map::new();
     for (path, value) in &secrets {
         let sid = seal(tx, keyring, id, path, value, false, new.created_by).await?;
         refs.insert((*path).to_owned(), Value::String(sid.to_string()));
     }
     let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO qiconnect.connections (id, tenant_id, connector_type, name, config, secret_refs, metadata, notes, created_by, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {COLS}"
+        "INSERT INTO qiconnect.connections (id, tenant_id, connector_type, name, config, secret_refs, metadata, notes, created_by,
+                                            updated_by, status, status_reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING {COLS}"
     )))
     .bind(id)
     .bind(tx.tenant().as_uuid())
@@ -203,6 +213,8 @@ pub async fn create(
     .bind(&new.metadata)
     .bind(new.notes)
     .bind(new.created_by)
+    .bind(status)
+    .bind(reason)
     .fetch_one(tx.conn())
     .await
     .map_err(on_write)?;
