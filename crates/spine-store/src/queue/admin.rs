@@ -137,7 +137,7 @@ pub async fn cancel(conn: &mut sqlx::PgConnection, f: &JobFilter) -> Result<Vec<
     .bind(&ids)
     .fetch_all(&mut *conn)
     .await?;
-    super::run::update_parents(conn, &ended).await?;
+    super::run::update_parents(conn, ended.iter().map(|(_, p, s)| (*p, s.as_str()))).await?;
     Ok(ids)
 }
 

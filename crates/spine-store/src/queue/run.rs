@@ -144,9 +144,7 @@ pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<V
     .bind(&outcome)
     .fetch_all(&mut *tx)
     .await?;
-    let ended: Vec<(Uuid, Option<Uuid>, String)> =
-        done.iter().map(|a| (a.id, a.parent_job_id, a.state.clone())).collect();
-    update_parents(&mut tx, &ended).await?;
+    update_parents(&mut tx, done.iter().map(|a| (a.parent_job_id, a.state.as_str()))).await?;
     super::connections::record_outcomes(&mut tx, &done).await?;
     tx.commit().await?;
     Ok(done.into_iter().map(|a| a.id).collect())
@@ -166,16 +164,16 @@ pub(super) struct Applied {
 }
 
 /// Children that ended (succeeded, or quarantined/cancelled) count towards their parent.
-pub(super) async fn update_parents(
+pub(super) async fn update_parents<'a>(
     conn: &mut sqlx::PgConnection,
-    ended: &[(Uuid, Option<Uuid>, String)],
+    ended: impl IntoIterator<Item = (Option<Uuid>, &'a str)>,
 ) -> Result<(), StoreError> {
     let (mut parent, mut ok) = (Vec::new(), Vec::new());
-    for (_, p, s) in ended {
+    for (p, s) in ended {
         if let Some(p) = p
             && (s == "succeeded" || s == "quarantined" || s == "cancelled")
         {
-            parent.push(*p);
+            parent.push(p);
             ok.push(s == "succeeded");
         }
     }
@@ -226,7 +224,7 @@ pub async fn reap_expired(pool: &PgPool) -> Result<u64, StoreError> {
     )
     .fetch_all(&mut *tx)
     .await?;
-    update_parents(&mut tx, &reaped).await?;
+    update_parents(&mut tx, reaped.iter().map(|(_, p, s)| (*p, s.as_str()))).await?;
     if !reaped.is_empty() {
         // Wake every idle worker, not only the one that reaped.
         sqlx::query("SELECT pg_notify($1, '')").bind(super::CHANNEL).execute(&mut *tx).await?;
