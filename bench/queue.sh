@@ -6,13 +6,14 @@
 #
 #   bench/queue.sh          full run (about 15-20 minutes)
 #   bench/queue.sh quick    subset (about 3 minutes): burn-down 20k, batch 20k, latency 200 samples
+#   bench/queue.sh burn-down  the burn-down pairs and the raw-SQL ceiling only (about 3 minutes per round)
 #
 # Output: RESULT {json} lines in $BENCH_OUT (default /tmp/spine-bench/queue-<UTC time>.log), then
 # the table from bench/summarize.py. Environment: ROUNDS (default 2), BENCH_PEERS (the shared
 # driver directory), PGBIN, KEEP_PG=1 (leave the cluster running when this script started it).
 set -euo pipefail
 MODE=${1:-full}
-case $MODE in full | quick) ;; *) echo "usage: $0 [full|quick]" >&2; exit 2 ;; esac
+case $MODE in full | quick | burn-down) ;; *) echo "usage: $0 [full|quick|burn-down]" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${BENCH_PEERS:-$(cd "$ROOT/../shared/bench-peers" 2>/dev/null && pwd || echo /work/shared/bench-peers)}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -128,6 +129,19 @@ pair() {
   done
 }
 
+# 100,000 jobs: graphile-worker's perf preset (a local queue of 500) beside Spine's worker with
+# claims of up to 500, its default claim batch and the defaults; then both taking 2,000 at a time;
+# then the raw-SQL ceiling.
+burn_downs() {
+  pair burn-down process --n=100000 --concurrency=24 --localQueue=500 --batchDelay=0 \
+    -- burn-down --jobs 100000 --concurrency 24 --claim-batch 500 -- burn-down --jobs 100000 --concurrency 24 \
+    -- burn-down --jobs 100000
+  pair burn-down-2000 process --n=100000 --concurrency=24 --localQueue=2000 --batchDelay=0 \
+    -- burn-down --jobs 100000 --concurrency 24 --claim-batch 2000
+  probe "raw-sql (run.sh)"
+  r 900 "$PEERS/raw-sql/run.sh"
+}
+
 if [[ $MODE == quick ]]; then
   pair burn-down process --n=20000 --concurrency=24 --localQueue=500 --batchDelay=0 \
     -- burn-down --jobs 20000 --concurrency 24 --claim-batch 500 -- burn-down --jobs 20000 --concurrency 24 \
@@ -136,15 +150,13 @@ if [[ $MODE == quick ]]; then
   raw_burn 20000
   pair enqueue-batch enqueue-batch --n=20000 --batch=1000 -- enqueue-batch --jobs 20000 --batch 1000
   pair latency latency --samples=200 --concurrency=8 -- latency --samples 200 --concurrency 8
+elif [[ $MODE == burn-down ]]; then
+  burn_downs
 else
   pair enqueue-single-1 enqueue-single --n=5000 --inflight=1 -- enqueue-single --jobs 5000 --inflight 1
   pair enqueue-single-16 enqueue-single --n=20000 --inflight=16 -- enqueue-single --jobs 20000 --inflight 16
   pair enqueue-batch enqueue-batch --n=100000 --batch=1000 -- enqueue-batch --jobs 100000 --batch 1000
-  pair burn-down process --n=100000 --concurrency=24 --localQueue=500 --batchDelay=0 \
-    -- burn-down --jobs 100000 --concurrency 24 --claim-batch 500 -- burn-down --jobs 100000 --concurrency 24 \
-    -- burn-down --jobs 100000
-  probe "raw-sql (run.sh)"
-  r 900 "$PEERS/raw-sql/run.sh"
+  burn_downs
   pair latency latency --samples=1000 --concurrency=8 -- latency --samples 1000 --concurrency 8
   pair latency-load-200 latency-load --rate=200 --seconds=20 --concurrency=8 \
     -- latency-load --rate 200 --seconds 20 --concurrency 8

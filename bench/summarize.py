@@ -11,7 +11,8 @@ import os
 import statistics
 import sys
 
-ORDER = ["enqueue-single inflight=1", "enqueue-single inflight=16", "enqueue-batch", "burn-down", "latency",
+ORDER = ["enqueue-single inflight=1", "enqueue-single inflight=16", "enqueue-batch", "burn-down",
+         "burn-down batch=2000", "latency",
          "latency-load rate=200", "latency-load rate=500"]
 
 
@@ -28,11 +29,16 @@ def key(r):
     if cmd == "latency-load":
         return f"latency-load rate={r.get('targetRate')}", None
     if cmd == "process":
+        # Both sides taking 2,000 jobs at a time (graphile-worker's local queue, Spine's claim
+        # batch) are compared with each other, apart from the 500-job preset.
         if peer == "graphile-worker":
+            if r.get("localQueue", -1) == 2000:
+                return "burn-down batch=2000", None
             preset = r.get("localQueue", -1) > 0
             return "burn-down", None if preset else f"c={r.get('concurrency')} per-job"
         if peer == "spine":
-            return "burn-down", f"c={r.get('concurrency')}, claim batch {r.get('claimBatch')}"
+            scenario = "burn-down batch=2000" if r.get("claimBatch") == 2000 else "burn-down"
+            return scenario, f"c={r.get('concurrency')}, claim batch {r.get('claimBatch')}"
         if peer.startswith("raw-sql"):
             return "burn-down", None if r.get("claimBatch") == 100 else f"claim {r.get('claimBatch')}"
     return None
@@ -119,14 +125,16 @@ def targets(verdicts, raw):
         return max(vals, key=lambda t: t[0]) if vals else None
 
     lines = ["| target (issue 3) | measured (medians) | verdict |", "| --- | --- | --- |"]
-    b = best("burn-down")
-    if b and b[1]:
-        lines.append(f"| burn-down ≥ 1.5× graphile-worker best preset | Spine ({b[2]}) {b[0]:,.0f}/s vs "
-                     f"{b[1]:,.0f}/s = ×{b[0] / b[1]:.2f} | {'met' if b[0] >= 1.5 * b[1] else 'NOT met'} |")
-    if b and raw.get("burn-down"):
-        rv = statistics.median(x["jobsPerSec"] for x in raw["burn-down"])
-        lines.append(f"| burn-down ≥ 0.75× raw-SQL ceiling (same run) | {b[0]:,.0f}/s vs {rv:,.0f}/s = ×{b[0] / rv:.2f} "
-                     f"| {'met' if b[0] >= 0.75 * rv else 'NOT met'} |")
+    for scenario, peer in (("burn-down", "graphile-worker perf preset (local queue 500)"),
+                           ("burn-down batch=2000", "graphile-worker with a local queue of 2,000")):
+        b = best(scenario)
+        if b and b[1]:
+            lines.append(f"| burn-down ≥ 1.5× {peer} | Spine ({b[2]}) {b[0]:,.0f}/s vs "
+                         f"{b[1]:,.0f}/s = ×{b[0] / b[1]:.2f} | {'met' if b[0] >= 1.5 * b[1] else 'NOT met'} |")
+        if b and raw.get("burn-down"):
+            rv = statistics.median(x["jobsPerSec"] for x in raw["burn-down"])
+            lines.append(f"| burn-down ≥ 0.75× raw-SQL ceiling (same run; Spine {b[2]}) | {b[0]:,.0f}/s vs {rv:,.0f}/s "
+                         f"= ×{b[0] / rv:.2f} | {'met' if b[0] >= 0.75 * rv else 'NOT met'} |")
     e = best("enqueue-batch")
     if e and e[1]:
         lines.append(f"| batch enqueue ≥ 1.5× graphile-worker | {e[0]:,.0f}/s vs {e[1]:,.0f}/s = ×{e[0] / e[1]:.2f} "
@@ -142,7 +150,8 @@ def costs(gw, spine):
     lines = ["| burn-down | jobs/s | client CPU ms / 1k jobs | Postgres CPU ms / 1k jobs | WAL bytes / job | "
              "jobs / claim | jobs / result flush | commits |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     rows = [("graphile-worker c=24, localQueue 500, batch delays 0", x) for x in gw.get("burn-down", [])]
-    rows += [(f"Spine {var}", x) for (s, var), xs in spine.items() if s == "burn-down" for x in xs]
+    rows += [("graphile-worker c=24, localQueue 2000, batch delays 0", x) for x in gw.get("burn-down batch=2000", [])]
+    rows += [(f"Spine {var}", x) for (s, var), xs in spine.items() if s.startswith("burn-down") for x in xs]
     for name, x in rows:
         cells = [x.get(k, "–") for k in ("jobsPerSec", "clientCpuMsPer1kJobs", "pgCpuMsPer1kJobs", "walBytesPerJob",
                                            "jobsPerClaim", "jobsPerFlush", "commits")]

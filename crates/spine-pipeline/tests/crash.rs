@@ -177,7 +177,7 @@ async fn kill_9_workers_lose_nothing() {
         "the succeeding attempt of every job left its mark"
     );
     assert_eq!(
-        one("SELECT count(*) FROM qiserver.jobs j WHERE (SELECT count(*) FROM qiserver.job_attempts a
+        one("SELECT count(*) FROM qiserver.jobs j WHERE (SELECT count(*) FROM qiserver.job_attempt_history a
                  WHERE a.job_id = j.id AND a.outcome = 'succeeded' AND a.attempt = j.attempts) <> 1")
         .await,
         0,

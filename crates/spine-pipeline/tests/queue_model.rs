@@ -285,9 +285,13 @@ impl Case<'_> {
             }
             Op::Expire { pick } => {
                 let Some(i) = self.pick_running(pick) else { return Ok(()) };
+                // The job's lease and its worker's (decision 0028) both lapse.
                 sqlx::query(
-                    "UPDATE qiserver.jobs SET lease_expires_at = now() - interval '1 second'
-                     WHERE id = $1 AND state = 'running'",
+                    "WITH j AS (UPDATE qiserver.jobs SET lease_expires_at = now() - interval '1 second'
+                                WHERE id = $1 AND state = 'running' RETURNING lease_owner)
+                     INSERT INTO qiserver.job_workers (worker_id, lease_expires_at)
+                     SELECT lease_owner, now() - interval '1 second' FROM j
+                     ON CONFLICT (worker_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at",
                 )
                 .bind(self.jobs[i].id)
                 .execute(self.pool)
@@ -353,8 +357,9 @@ impl Case<'_> {
     async fn compare(&self) -> Result<(), String> {
         type Row = (Uuid, String, i32, Option<String>, Option<String>, bool, i64);
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT j.id, j.state, j.attempts, j.lease_owner, j.last_error_class, j.run_at <= now(),
-                    (SELECT count(*) FROM qiserver.job_attempts a WHERE a.job_id = j.id)
+            "SELECT j.id, j.state, j.attempts, CASE WHEN j.state = 'running' THEN j.lease_owner END, j.last_error_class,
+                    j.run_at <= now(),
+                    (SELECT count(*) FROM qiserver.job_attempt_history a WHERE a.job_id = j.id)
              FROM qiserver.jobs j WHERE j.tenant_id = $1",
         )
         .bind(self.tenant.as_uuid())

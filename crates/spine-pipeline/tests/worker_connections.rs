@@ -137,12 +137,13 @@ async fn a_call_over_the_rate_limit_defers_the_job_without_using_an_attempt() {
     // One call per 2 s window: one job runs now, the other is deferred, then runs in the next window.
     assert_eq!(settled(&env, a, &["succeeded"]).await.1, 1);
     assert_eq!(settled(&env, b, &["succeeded"]).await.1, 1, "the deferral used no attempt");
-    let outcomes: Vec<String> =
-        sqlx::query_scalar("SELECT outcome FROM qiserver.job_attempts WHERE job_id = ANY($1) ORDER BY started_at")
-            .bind(vec![a, b])
-            .fetch_all(&env.db.pool)
-            .await
-            .unwrap();
+    let outcomes: Vec<String> = sqlx::query_scalar(
+        "SELECT outcome FROM qiserver.job_attempt_history WHERE job_id = ANY($1) ORDER BY started_at",
+    )
+    .bind(vec![a, b])
+    .fetch_all(&env.db.pool)
+    .await
+    .unwrap();
     assert_eq!(outcomes.iter().filter(|o| *o == "deferred").count(), 1, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| *o == "succeeded").count(), 2, "{outcomes:?}");
     let status: String = sqlx::query_scalar("SELECT status FROM qiconnect.connections WHERE id = $1")

@@ -129,7 +129,8 @@ fn account(stats: &WorkerStats, batch: &[Finished], applied: &[Uuid]) {
     }
 }
 
-/// Extends the leases of every held job each `every`.
+/// Renews the worker's lease and those of every held job each `every` (the worker's own lease
+/// also while it holds nothing: decision 0028).
 pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, every: Duration) {
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -139,9 +140,6 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, every: Duration) {
         let mut ids: Vec<Uuid> = shared.held().iter().map(|(id, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
-        if ids.is_empty() {
-            continue;
-        }
         match queue::heartbeat(&shared.pool, &shared.cfg.id, &ids, shared.cfg.lease).await {
             Ok(kept) => {
                 WorkerStats::add(&shared.stats.heartbeats, 1);

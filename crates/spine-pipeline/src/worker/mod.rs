@@ -5,8 +5,10 @@
 //! - Results go to one flusher task that writes everything accumulated so far with one
 //!   `queue::finish` call (group commit). A failed write is retried; if the process dies first,
 //!   the jobs run again once their leases lapse (at least once).
-//! - An idle worker waits for a NOTIFY on `queue::CHANNEL` or the poll timer; heartbeats extend
-//!   the leases of held jobs; a reaper puts jobs of dead workers back in the queue.
+//! - An idle worker waits for a NOTIFY on `queue::CHANNEL` or the poll timer; heartbeats renew
+//!   the worker's own lease (also while idle) and those of the jobs it holds; a reaper puts jobs
+//!   of workers whose lease lapsed back in the queue (decision 0028). A worker that stops
+//!   cleanly removes its lease.
 //! - A handler panic is caught and recorded as an `internal` failure with the panic message; a
 //!   kind without a handler is quarantined as `invalid`.
 //! - Shutdown: stop claiming, let handlers finish within `shutdown_grace`, abort and release the
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use spine_core::jobs::{AfterFailure, ErrorClass, JobError, RetryPolicy};
-use spine_store::queue::{ClaimedJob, Finish, Finished};
+use spine_store::queue::{self, ClaimedJob, Finish, Finished};
 use spine_store::{Store, StoreError};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -132,6 +134,13 @@ impl Worker {
         }
         for h in helpers {
             h.abort();
+            let _ = h.await;
+        }
+        if flushed.is_ok() {
+            // Everything held was finished or released: nothing for a reaper to look for.
+            if let Err(e) = queue::forget_worker(&queue_pool, &self.cfg.id).await {
+                tracing::warn!(worker = %self.cfg.id, error = %e, "could not remove the worker's lease; it lapses");
+            }
         }
         lpool.close().await;
         claim_pool.close().await;

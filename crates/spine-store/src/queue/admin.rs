@@ -101,7 +101,7 @@ pub async fn get(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<JobRow, Stor
 pub async fn attempts(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<Vec<AttemptRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT attempt, worker_id, started_at, finished_at, outcome, error_class, error_message, duration_ms
-         FROM qiserver.job_attempts WHERE job_id = $1 ORDER BY started_at, attempt",
+         FROM qiserver.job_attempt_history WHERE job_id = $1 ORDER BY started_at, attempt",
     )
     .bind(job)
     .fetch_all(conn)
@@ -176,7 +176,9 @@ pub async fn prune(pool: &sqlx::PgPool, before: DateTime<Utc>, batch: i64) -> Re
              DELETE FROM qiserver.jobs WHERE id IN (
                  SELECT id FROM qiserver.jobs WHERE state IN ('succeeded', 'cancelled') AND finished_at < $1
                  AND NOT EXISTS (SELECT 1 FROM qiserver.jobs c WHERE c.parent_job_id = qiserver.jobs.id)
-                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 -- Version 7 ids: the primary key is in creation order (no index on finished_at,
+                 -- decision 0028).
+                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
              RETURNING id),
          attempts AS (DELETE FROM qiserver.job_attempts WHERE job_id IN (SELECT id FROM gone))
          SELECT count(*) FROM gone",

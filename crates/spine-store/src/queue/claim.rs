@@ -37,32 +37,41 @@ macro_rules! claim_sql {
         concat!(
             // `id = ANY(ARRAY(…))` makes the update a primary-key lookup per claimed row; a join
             // with the claiming CTE lets the planner hash the whole table instead.
-            "UPDATE qiserver.jobs j
-             SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,
-                 lease_expires_at = now() + make_interval(secs => $4), started_at = now(), updated_at = now()
-             WHERE j.id = ANY(ARRAY(",
+            "WITH u AS (
+                 UPDATE qiserver.jobs j
+                 SET state = 'running', attempts = j.attempts + 1, lease_owner = $1,
+                     lease_expires_at = now() + make_interval(secs => $4), started_at = now(), updated_at = now()
+                 WHERE j.id = ANY(ARRAY(",
             $pick,
             "))
-             RETURNING j.id, j.tenant_id, j.kind, j.payload, j.attempts, j.max_attempts, j.run_at, j.started_at,
-                       j.file_id, j.import_batch_id, j.parent_job_id, j.connection_id"
+                 RETURNING j.id, j.tenant_id, j.kind, j.payload, j.attempts, j.max_attempts, j.run_at, j.started_at,
+                           j.file_id, j.import_batch_id, j.parent_job_id, j.connection_id, j.lease_expires_at),
+             -- The worker's own lease (decision 0028), only when it took something.
+             w AS (
+                 INSERT INTO qiserver.job_workers AS w (worker_id, lease_expires_at)
+                 SELECT $1, max(lease_expires_at) FROM u HAVING count(*) > 0
+                 ON CONFLICT (worker_id) DO UPDATE
+                 SET lease_expires_at = greatest(w.lease_expires_at, excluded.lease_expires_at), updated_at = now())
+             SELECT id, tenant_id, kind, payload, attempts, max_attempts, run_at, started_at, file_id, import_batch_id,
+                    parent_job_id, connection_id
+             FROM u"
         )
     };
 }
 
-/// The tenants with ready jobs, by a loose scan of jobs_ready_by_tenant; each gets an equal share.
+/// The tenants with ready jobs, by a loose scan of jobs_claimable; each gets an equal share.
 const CLAIM_FAIR: &str = claim_sql!(
     "WITH RECURSIVE t(tenant_id) AS (
-         (SELECT tenant_id FROM qiserver.jobs WHERE state IN ('queued', 'failed') ORDER BY tenant_id LIMIT 1)
+         (SELECT tenant_id FROM qiserver.jobs WHERE claimable_at IS NOT NULL ORDER BY tenant_id LIMIT 1)
          UNION ALL
          SELECT (SELECT r.tenant_id FROM qiserver.jobs r
-                 WHERE r.state IN ('queued', 'failed') AND r.tenant_id > t.tenant_id ORDER BY r.tenant_id LIMIT 1)
+                 WHERE r.claimable_at IS NOT NULL AND r.tenant_id > t.tenant_id ORDER BY r.tenant_id LIMIT 1)
          FROM t WHERE t.tenant_id IS NOT NULL),
      share AS (SELECT ceil($3::float8 / greatest(count(*), 1))::int AS n FROM t WHERE tenant_id IS NOT NULL)
      SELECT c.id FROM t CROSS JOIN share CROSS JOIN LATERAL (
          SELECT id FROM qiserver.jobs
-         WHERE tenant_id = t.tenant_id AND state IN ('queued', 'failed') AND run_at <= now()
-           AND ($2::text[] IS NULL OR kind = ANY($2))
-         ORDER BY priority DESC, run_at, id
+         WHERE tenant_id = t.tenant_id AND claimable_at <= now() AND ($2::text[] IS NULL OR kind = ANY($2))
+         ORDER BY priority DESC, claimable_at, id
          LIMIT share.n
          FOR UPDATE SKIP LOCKED) c
      WHERE t.tenant_id IS NOT NULL
@@ -71,8 +80,8 @@ const CLAIM_FAIR: &str = claim_sql!(
 
 const CLAIM_TENANT: &str = claim_sql!(
     "SELECT id FROM qiserver.jobs
-     WHERE tenant_id = $5 AND state IN ('queued', 'failed') AND run_at <= now() AND ($2::text[] IS NULL OR kind = ANY($2))
-     ORDER BY priority DESC, run_at, id
+     WHERE tenant_id = $5 AND claimable_at <= now() AND ($2::text[] IS NULL OR kind = ANY($2))
+     ORDER BY priority DESC, claimable_at, id
      LIMIT $3
      FOR UPDATE SKIP LOCKED"
 );

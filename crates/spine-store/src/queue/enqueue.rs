@@ -80,10 +80,8 @@ macro_rules! insert_jobs {
     };
 }
 
-const INSERT_DEDUPE: &str = insert_jobs!(
-    "ON CONFLICT (tenant_id, kind, dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running', 'failed')
-     DO NOTHING"
-);
+const INSERT_DEDUPE: &str =
+    insert_jobs!("ON CONFLICT (tenant_id, kind, active_dedupe_key) WHERE active_dedupe_key IS NOT NULL DO NOTHING");
 const INSERT_PLAIN: &str = insert_jobs!("");
 
 /// Enqueues one job on `conn` (the caller's transaction) and notifies idle workers at commit.
@@ -178,8 +176,7 @@ pub async fn enqueue_many(conn: &mut sqlx::PgConnection, jobs: &[NewJob]) -> Res
         }
         // Lost to the dedupe key: report the job that holds it.
         let existing: Option<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM qiserver.jobs WHERE tenant_id = $1 AND kind = $2 AND dedupe_key = $3
-             AND state IN ('queued', 'running', 'failed')",
+            "SELECT id FROM qiserver.jobs WHERE tenant_id = $1 AND kind = $2 AND active_dedupe_key = $3",
         )
         .bind(j.tenant.as_uuid())
         .bind(&j.kind)

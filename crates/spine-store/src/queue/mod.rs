@@ -17,7 +17,7 @@ pub use admin::{AttemptRow, JobFilter, JobRow, StatsRow, attempts, cancel, get, 
 pub use claim::{ClaimedJob, claim, claim_tenant, only_tenant};
 pub use connections::blocked_connection;
 pub use enqueue::{Enqueued, NewJob, enqueue, enqueue_many};
-pub use run::{Finish, Finished, finish, heartbeat, reap_expired};
+pub use run::{Finish, Finished, finish, forget_worker, heartbeat, reap_expired};
 
 /// The NOTIFY channel workers LISTEN on.
 pub const CHANNEL: &str = "spine_jobs";

@@ -9,20 +9,36 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
-/// Extends the leases `worker` holds on `ids`; returns the ids it still holds.
+/// Renews the lease of `worker` itself (decision 0028; also when it holds nothing, so a live
+/// worker's lease never lapses) and of the jobs it holds among `ids`; returns the ids it still
+/// holds. The worker's row is locked first, as the reaper does, so the two cannot deadlock.
 pub async fn heartbeat(pool: &PgPool, worker: &str, ids: &[Uuid], lease: Duration) -> Result<Vec<Uuid>, StoreError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(sqlx::query_scalar(
-        "UPDATE qiserver.jobs SET lease_expires_at = now() + make_interval(secs => $3)
-         WHERE id = ANY($2) AND lease_owner = $1 RETURNING id",
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO qiserver.job_workers AS w (worker_id, lease_expires_at)
+         VALUES ($1, now() + make_interval(secs => $2))
+         ON CONFLICT (worker_id) DO UPDATE
+         SET lease_expires_at = greatest(w.lease_expires_at, excluded.lease_expires_at), updated_at = now()",
     )
     .bind(worker)
-    .bind(ids)
     .bind(lease.as_secs_f64())
-    .fetch_all(pool)
-    .await?)
+    .execute(&mut *tx)
+    .await?;
+    let kept = if ids.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar(
+            "UPDATE qiserver.jobs SET lease_expires_at = now() + make_interval(secs => $3)
+             WHERE id = ANY($2) AND coalesce(lease_owner, '') = $1 AND state = 'running' RETURNING id",
+        )
+        .bind(worker)
+        .bind(ids)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await?
+    };
+    tx.commit().await?;
+    Ok(kept)
 }
 
 /// How an attempt ended.
@@ -111,15 +127,19 @@ pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<V
                   AS d(id, attempt, started_at, finished_at, state, run_at, error_class, error_message, outcome)),
          u AS (
              UPDATE qiserver.jobs j
-             SET state = d.state, run_at = coalesce(d.run_at, j.run_at), lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+             SET state = d.state, run_at = coalesce(d.run_at, j.run_at), lease_expires_at = NULL, updated_at = now(),
+                 started_at = CASE WHEN d.outcome = 'succeeded' THEN d.started_at ELSE j.started_at END,
                  attempts = CASE WHEN d.outcome IN ('released', 'deferred') THEN j.attempts - 1 ELSE j.attempts END,
                  last_error_class = CASE WHEN d.outcome = 'released' THEN j.last_error_class ELSE d.error_class END,
                  last_error_message = CASE WHEN d.outcome = 'released' THEN j.last_error_message ELSE d.error_message END,
                  finished_at = CASE WHEN d.state IN ('succeeded', 'quarantined') THEN d.finished_at END
              FROM d
-             -- lease_owner = $1 implies state = 'running' (CHECK constraint); naming state here
-             -- would steer the planner to the lease index instead of the primary key.
-             WHERE j.id = ANY($2) AND j.id = d.id AND j.lease_owner = $1 AND j.attempts = d.attempt
+             -- No index on qiserver.jobs changes here, so a success is a HOT update (decision
+             -- 0028). lease_owner stays set after an attempt (it names the last worker); it is
+             -- compared through coalesce so that no plan walks the worker's whole history in
+             -- jobs_lease_owner instead of looking the batch up by primary key.
+             WHERE j.id = ANY($2) AND j.id = d.id AND coalesce(j.lease_owner, '') = $1 AND j.state = 'running'
+               AND j.attempts = d.attempt
              RETURNING j.id, j.tenant_id, j.parent_job_id, d.attempt, d.started_at, d.finished_at, d.outcome,
                        d.error_class, d.error_message, j.state, j.connection_id, j.kind),
          a AS (
@@ -127,7 +147,9 @@ pub async fn finish(pool: &PgPool, worker: &str, batch: &[Finished]) -> Result<V
                                                error_class, error_message, duration_ms)
              SELECT tenant_id, id, attempt, $1, started_at, finished_at, outcome, error_class, error_message,
                     greatest(0, floor(extract(epoch FROM finished_at - started_at) * 1000))::int
-             FROM u)
+             -- A success is the job row itself (started_at, finished_at, lease_owner, attempts):
+             -- qiserver.job_attempt_history shows it as an attempt (decision 0028).
+             FROM u WHERE outcome <> 'succeeded')
          SELECT id, parent_job_id, state, connection_id, CASE WHEN connection_id IS NOT NULL THEN kind END AS kind,
                 outcome, error_class, error_message
          FROM u",
@@ -195,18 +217,31 @@ pub(super) async fn update_parents<'a>(
 }
 
 /// Jobs whose lease lapsed (the worker died or hung): queued again at once, or quarantined when
-/// their attempts are used up. Each lapse is recorded as an attempt. Returns how many.
+/// their attempts are used up. A job is taken back when its own lease and its worker's lease
+/// (qiserver.job_workers, decision 0028) have both lapsed; a gone worker is forgotten once it
+/// holds nothing. Each lapse is recorded as an attempt. Returns how many jobs were taken back.
 pub async fn reap_expired(pool: &PgPool) -> Result<u64, StoreError> {
     let mut tx = pool.begin().await?;
+    // Concurrent reapers split the gone workers; a worker renewing its lease right now is
+    // skipped (it is alive).
+    let gone: Vec<String> = sqlx::query_scalar(
+        "SELECT worker_id FROM qiserver.job_workers WHERE lease_expires_at < now() FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    // Running jobs have no index (decision 0028): this reads the table, only after a worker died.
     let reaped: Vec<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
         "WITH x AS (
              SELECT id, lease_owner, started_at FROM qiserver.jobs
-             WHERE state = 'running' AND lease_expires_at < now()
-             FOR UPDATE SKIP LOCKED),
+             WHERE state = 'running' AND lease_owner = ANY($1) AND lease_expires_at < now()
+             FOR UPDATE),
          u AS (
              UPDATE qiserver.jobs j
              SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'quarantined' ELSE 'failed' END,
-                 run_at = now(), lease_owner = NULL, lease_expires_at = NULL, last_error_class = 'lease_expired', updated_at = now(),
+                 run_at = now(), lease_expires_at = NULL, last_error_class = 'lease_expired', updated_at = now(),
                  last_error_message = 'the lease of worker ' || x.lease_owner || ' lapsed (the worker stopped or hung)',
                  finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END
              FROM x WHERE j.id = x.id
@@ -222,15 +257,27 @@ pub async fn reap_expired(pool: &PgPool) -> Result<u64, StoreError> {
              FROM u)
          SELECT id, parent_job_id, state FROM u",
     )
+    .bind(&gone)
     .fetch_all(&mut *tx)
     .await?;
     update_parents(&mut tx, reaped.iter().map(|(_, p, s)| (*p, s.as_str()))).await?;
+    // The gone workers hold nothing more: a job's lease never outlasts its worker's (both are
+    // renewed together, the worker's to the later time), and a claim or heartbeat renewing a
+    // worker waits for its row, which this transaction holds, then registers it again.
+    sqlx::query("DELETE FROM qiserver.job_workers WHERE worker_id = ANY($1)").bind(&gone).execute(&mut *tx).await?;
     if !reaped.is_empty() {
         // Wake every idle worker, not only the one that reaped.
         sqlx::query("SELECT pg_notify($1, '')").bind(super::CHANNEL).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(reaped.len() as u64)
+}
+
+/// Removes a worker that stopped cleanly (it released or finished every job it held), so the
+/// reaper need not look for its jobs when its lease lapses.
+pub async fn forget_worker(pool: &PgPool, worker: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM qiserver.job_workers WHERE worker_id = $1").bind(worker).execute(pool).await?;
+    Ok(())
 }
 
 /// Error messages are stored as text: NUL (which PostgreSQL text cannot hold) is replaced, and

@@ -254,10 +254,9 @@ impl Bench {
         }
     }
 
-    /// A connection that answers "is any bench job unfinished?" cheaply, however many finished
-    /// rows the table keeps: an existence check through the partial indexes (jobs_ready for queued
-    /// and failed, jobs_leases for running). Sequential scans are off on this connection so the
-    /// plan does not depend on statistics that go stale during a burn-down.
+    /// A connection that answers "is any bench job unfinished?" (after the timing: running jobs
+    /// have no index of their own, decision 0028). Sequential scans are off on this connection so
+    /// the ready jobs are looked up through jobs_claimable.
     pub(crate) async fn poller(&self) -> Result<Poller, CliError> {
         let mut conn = self.pool.connect_options().connect().await.map_err(sql)?;
         sqlx::raw_sql("SET enable_seqscan = off").execute(&mut conn).await.map_err(sql)?;
@@ -281,7 +280,7 @@ pub(crate) struct Poller {
 impl Poller {
     pub(crate) async fn any_unfinished(&mut self) -> Result<bool, CliError> {
         sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM qiserver.jobs WHERE state IN ('queued', 'failed') AND tenant_id = $1)
+            "SELECT EXISTS (SELECT 1 FROM qiserver.jobs WHERE claimable_at IS NOT NULL AND tenant_id = $1)
                  OR EXISTS (SELECT 1 FROM qiserver.jobs WHERE state = 'running' AND tenant_id = $1)",
         )
         .bind(self.tenant.as_uuid())
