@@ -14,13 +14,13 @@ set -euo pipefail
 N=${1:-10000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-SPINE=$TARGET/release/spine
+SPINE=${BENCH_SPINE_BIN:-$TARGET/release/spine}   # BENCH_SPINE_BIN: another build to measure (not rebuilt; not SPINE_*, which spine reads as settings)
 PEERS=$ROOT/../shared/bench-peers
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 WORK=${WORK:-/tmp/spine-inbox-bench}
 export PGBASE=${PGBASE:-/tmp/spine-bench-inbox-pg} PGPORT=${PGPORT:-54349}
 
-(cd "$ROOT" && nice -n 19 cargo build --release -q -p spine)
+[[ -n ${BENCH_SPINE_BIN:-} ]] || (cd "$ROOT" && nice -n 19 cargo build --release -q -p spine)
 STARTED_PG=0
 if ! "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT"; then
   "$PEERS/start-pg.sh" >&2

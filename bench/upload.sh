@@ -12,13 +12,13 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-SPINE=$TARGET/release/spine
+SPINE=${BENCH_SPINE_BIN:-$TARGET/release/spine}   # BENCH_SPINE_BIN: another build to measure (not rebuilt; not SPINE_*, which spine reads as settings)
 WORK=${WORK:-/tmp/spine-upload-bench}
 SRC=${SRC:-/tmp/spine-blob-bench/src}
 ROUNDS=${ROUNDS:-2}
 PAR=${PAR:-4}
 
-(cd "$ROOT" && nice -n 19 cargo build --release -q -p spine)
+[[ -n ${BENCH_SPINE_BIN:-} ]] || (cd "$ROOT" && nice -n 19 cargo build --release -q -p spine)
 if [[ ! -f $SRC.complete ]]; then
   echo "generating the files with bench/blobs.sh's generator (ROUNDS=0)" >&2
   ROUNDS=0 SRC=$SRC "$ROOT/bench/blobs.sh" >/dev/null

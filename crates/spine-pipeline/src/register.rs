@@ -2,15 +2,23 @@
 //! into the blob store while sniffing its media type, then record the arrival in one ingest
 //! transaction (`spine_store::repos::registration`). A registration that fails leaves no rows and
 //! no blob it created (decision 0019).
+//!
+//! Many small items arriving close together share their durability ([`Registrar::stage`] then
+//! [`Registrar::commit`], the group committer of [`group`]; decision 0027): one flush of the
+//! blob store for the group's bytes and one registration transaction per tenant, each item
+//! still registered (or refused) on its own.
+
+mod group;
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use serde_json::Value;
 use spine_core::ids::TenantId;
 use spine_core::{file_name, media_type};
-use spine_store::blob::{BlobError, BlobStore};
+use spine_store::blob::{BlobError, BlobStore, StagedBlob};
 use spine_store::repos::registration::{self, Arrival, Registered, StoredItem};
 use spine_store::{Store, StoreError};
 use thiserror::Error;
@@ -26,6 +34,8 @@ pub enum RegisterError {
     Store(#[from] StoreError),
     #[error("blob {0} disappeared while it was being registered; send the file again")]
     BlobVanished(String),
+    #[error("the registration group stopped before this item was registered; send the file again")]
+    GroupStopped,
 }
 
 impl RegisterError {
@@ -52,17 +62,33 @@ impl Pending {
     }
 }
 
+/// An item whose bytes are written but may not be durable yet: [`Registrar::commit`] makes them
+/// durable with its group, then registers it. Dropping it leaves nothing behind.
+#[derive(Debug)]
+pub struct Staged {
+    item: StoredItem,
+    blob: StagedBlob,
+}
+
+impl Staged {
+    pub fn item(&self) -> &StoredItem {
+        &self.item
+    }
+}
+
 /// Registers arrivals for one store and blob store.
 #[derive(Clone)]
 pub struct Registrar {
     store: Store,
     blobs: BlobStore,
     max_size: Option<u64>,
+    group: Arc<group::GroupCommitter>,
 }
 
 impl Registrar {
     pub fn new(store: Store, blobs: BlobStore, max_size: Option<u64>) -> Self {
-        Self { store, blobs, max_size }
+        let group = Arc::new(group::GroupCommitter::new(store.clone(), blobs.clone()));
+        Self { store, blobs, max_size, group }
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -87,19 +113,36 @@ impl Registrar {
     ) -> Result<Pending, RegisterError> {
         let mut tap = HeadTap { inner: reader, head: Vec::with_capacity(media_type::HEAD_LEN) };
         let put = self.blobs.put(&mut tap, self.max_size).await?;
-        let complete = put.size as usize == tap.head.len();
-        let media = media_type::detect(&tap.head, complete, name);
-        Ok(Pending {
-            item: StoredItem {
-                original_name: file_name::original_name(name),
-                storage_name: file_name::storage_name(name),
-                sha256: put.sha256,
-                size: put.size,
-                media_type: media.to_owned(),
-                details,
-            },
-            created: put.created,
-        })
+        let item = stored_item(name, details, &tap.head, put.sha256, put.size);
+        Ok(Pending { item, created: put.created })
+    }
+
+    /// Like [`Self::put`], but a small item's bytes are only written: [`Self::commit`] flushes
+    /// them with the rest of its group.
+    pub async fn stage(
+        &self,
+        name: &str,
+        details: Value,
+        reader: impl AsyncRead + Unpin + Send,
+    ) -> Result<Staged, RegisterError> {
+        let mut tap = HeadTap { inner: reader, head: Vec::with_capacity(media_type::HEAD_LEN) };
+        let blob = self.blobs.stage(&mut tap, self.max_size).await?;
+        let item = stored_item(name, details, &tap.head, blob.sha256().to_owned(), blob.size());
+        Ok(Staged { item, blob })
+    }
+
+    /// Makes staged items durable and registers them, together with whatever else is being
+    /// committed at the same time (group commit, decision 0027). Each item succeeds or fails on
+    /// its own: an item whose registration fails leaves no rows and no blob it created, and does
+    /// not fail the others. Results come in the order of `items`; when one is `Ok`, its blob and
+    /// its rows are durable.
+    pub async fn commit(
+        &self,
+        tenant: TenantId,
+        arrival: &Arrival,
+        items: Vec<Staged>,
+    ) -> Vec<Result<Registered, RegisterError>> {
+        self.group.commit(tenant, arrival, items).await
     }
 
     /// Records the items of one arrival in one transaction. On failure, blobs this arrival
@@ -127,37 +170,26 @@ impl Registrar {
         stored: &[StoredItem],
         items: &[Pending],
     ) -> Result<Vec<Registered>, RegisterError> {
-        let mut tx = self.store.ingest_tx(tenant).await?;
-        let done = registration::register(&mut tx, arrival, stored).await?;
-        // Under the hash locks register took: a blob another arrival's cleanup removed between
-        // our put and now would leave a version without bytes.
-        for p in items.iter().filter(|p| !p.created) {
-            if !self.blobs.exists(&p.item.sha256).await? {
-                return Err(RegisterError::BlobVanished(p.item.sha256.clone()));
-            }
-        }
-        tx.commit().await?;
-        Ok(done)
+        try_register(&self.store, &self.blobs, tenant, &[(arrival, stored)], items).await.map(|mut d| d.remove(0))
+    }
+
+    /// Forgets staged items that will not be committed: a small item's temp file goes with it,
+    /// a large one's blob (already durable) is removed like [`Self::discard`]'s.
+    pub async fn discard_staged(&self, items: Vec<Staged>) {
+        let durable = items
+            .into_iter()
+            .filter_map(|s| match s.blob {
+                StagedBlob::Durable(put) => Some(Pending { item: s.item, created: put.created }),
+                StagedBlob::Unsynced(_) => None,
+            })
+            .collect();
+        self.discard(durable).await
     }
 
     /// Forgets items that will not be registered: removes each blob this put created unless a
     /// file version uses it (under the blob's lock, so no registration can be using it midway).
     pub async fn discard(&self, items: Vec<Pending>) {
-        for p in items.into_iter().filter(|p| p.created) {
-            if let Err(e) = self.remove_unreferenced(&p.item.sha256).await {
-                tracing::warn!(sha256 = %p.item.sha256, error = %e, "could not remove an unregistered blob; spine fsck --repair will");
-            }
-        }
-    }
-
-    async fn remove_unreferenced(&self, sha256: &str) -> Result<(), RegisterError> {
-        let mut tx = self.store.system_tx().await?;
-        registration::lock_blob(tx.conn(), sha256).await?;
-        if !registration::blob_referenced(tx.conn(), sha256).await? {
-            self.blobs.delete(sha256).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        discard(&self.store, &self.blobs, items).await
     }
 
     /// Puts and registers one item as its own arrival.
@@ -173,6 +205,59 @@ impl Registrar {
         let mut done = self.register(tenant, arrival, vec![pending]).await?;
         Ok(done.remove(0))
     }
+}
+
+fn stored_item(name: &str, details: Value, head: &[u8], sha256: String, size: u64) -> StoredItem {
+    let complete = size as usize == head.len();
+    let media = media_type::detect(head, complete, name);
+    StoredItem {
+        original_name: file_name::original_name(name),
+        storage_name: file_name::storage_name(name),
+        sha256,
+        size,
+        media_type: media.to_owned(),
+        details,
+    }
+}
+
+/// Registers arrivals of one tenant in one transaction; `items` are all their items (the blobs
+/// an existing blob was reused for are checked to still be there, under the hash locks).
+async fn try_register(
+    store: &Store,
+    blobs: &BlobStore,
+    tenant: TenantId,
+    arrivals: &[(&Arrival, &[StoredItem])],
+    items: &[Pending],
+) -> Result<Vec<Vec<Registered>>, RegisterError> {
+    let mut tx = store.ingest_tx(tenant).await?;
+    let done = registration::register_arrivals(&mut tx, arrivals).await?;
+    // Under the hash locks register took: a blob another arrival's cleanup removed between
+    // our put and now would leave a version without bytes.
+    for p in items.iter().filter(|p| !p.created) {
+        if !blobs.exists(&p.item.sha256).await? {
+            return Err(RegisterError::BlobVanished(p.item.sha256.clone()));
+        }
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+async fn discard(store: &Store, blobs: &BlobStore, items: Vec<Pending>) {
+    for p in items.into_iter().filter(|p| p.created) {
+        if let Err(e) = remove_unreferenced(store, blobs, &p.item.sha256).await {
+            tracing::warn!(sha256 = %p.item.sha256, error = %e, "could not remove an unregistered blob; spine fsck --repair will");
+        }
+    }
+}
+
+async fn remove_unreferenced(store: &Store, blobs: &BlobStore, sha256: &str) -> Result<(), RegisterError> {
+    let mut tx = store.system_tx().await?;
+    registration::lock_blob(tx.conn(), sha256).await?;
+    if !registration::blob_referenced(tx.conn(), sha256).await? {
+        blobs.delete(sha256).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Passes bytes through, keeping a copy of the first [`media_type::HEAD_LEN`].

@@ -91,26 +91,7 @@ pub async fn upload(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
-    let mut profile = q.profile.clone();
-    let pending = if is_multipart {
-        let mut form = Multipart::from_request(req, &state)
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("bad multipart body: {}", e.body_text())))?;
-        read_parts(reg, &mut form, &mut profile).await?
-    } else {
-        let name = q.name.clone().or_else(|| disposition_name(req.headers())).unwrap_or_else(|| "upload".into());
-        let details = json!({"content_type": req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())});
-        let body = req.into_body().into_data_stream().map_err(std::io::Error::other);
-        vec![reg.put(&name, details, StreamReader::new(body)).await.map_err(register_error)?]
-    };
-    check_profile(profile.as_deref())?;
-    if pending.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "the multipart body holds no file (parts need a filename)",
-        ));
-    }
-    let arrival = Arrival {
+    let arrival = |profile| Arrival {
         ingress_kind: "upload",
         source_key: "upload".into(),
         source_display_name: "Uploads (API)".into(),
@@ -119,7 +100,34 @@ pub async fn upload(
         captured_by: auth.0.actor_ref(),
         profile,
     };
-    let done = reg.register(tenant, &arrival, pending).await.map_err(register_error)?;
+    let done = if is_multipart {
+        let mut profile = q.profile.clone();
+        let mut form = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("bad multipart body: {}", e.body_text())))?;
+        let pending = read_parts(reg, &mut form, &mut profile).await?;
+        if let Err(e) = check_profile(profile.as_deref()) {
+            reg.discard(pending).await;
+            return Err(e);
+        }
+        if pending.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the multipart body holds no file (parts need a filename)",
+            ));
+        }
+        // The parts of one body are registered together or not at all.
+        reg.register(tenant, &arrival(profile), pending).await.map_err(register_error)?
+    } else {
+        // One file: staged, then made durable and registered with the uploads arriving at the
+        // same time (group commit, decision 0027).
+        let name = q.name.clone().or_else(|| disposition_name(req.headers())).unwrap_or_else(|| "upload".into());
+        let details = json!({"content_type": req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())});
+        let body = req.into_body().into_data_stream().map_err(std::io::Error::other);
+        let staged = reg.stage(&name, details, StreamReader::new(body)).await.map_err(register_error)?;
+        let mut done = reg.commit(tenant, &arrival(q.profile.clone()), vec![staged]).await;
+        vec![done.pop().unwrap_or(Err(RegisterError::GroupStopped)).map_err(register_error)?]
+    };
     let status = if done.iter().all(|r| r.duplicate) { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok((status, Json(json!({"files": done.iter().map(item_json).collect::<Vec<_>>()}))))
 }

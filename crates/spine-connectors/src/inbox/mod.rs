@@ -12,8 +12,13 @@
 //!   changed is put back to settle, and its bytes are not registered.
 //! - Ignored names (`ignore`, by default `*.part`, `*.tmp`, `*.crdownload`, `~$*`, `.*`) are
 //!   never taken, nor anything in an ignored subfolder or in `processed/` and `failed/`.
-//! - At most [`DEFAULT_CONCURRENCY`] files are taken at once (one open file each); the rest wait
-//!   in the tracker, so thousands of files dropped together need no more resources than four.
+//! - Stable files are taken in batches of up to 32 files of one folder, at most
+//!   [`DEFAULT_CONCURRENCY`] batches at once (each reads one file at a time); the rest wait in the
+//!   tracker, so thousands of files dropped together need no more open files than four. The
+//!   files of a batch share the durability of each step (group commit, decision 0027): one
+//!   transaction for their intents, one flush of their bytes and one registration transaction
+//!   (shared with whatever else registers then), one transaction for their outcomes; a file
+//!   that fails a step fails alone.
 //!
 //! # Outcomes
 //! Registered or duplicate (bytes already registered in the tenant: decision 0019) → moved to
@@ -25,8 +30,9 @@
 //! exact bytes (`raw_path_hex`) and the file keeps its exact name under `processed/`.
 //!
 //! # Restart and crash protocol
-//! Every take writes a `registering` row in `qiaccess.inbox_entries` *after* the bytes are in the
-//! blob store and *before* the registration transaction, which puts that row's id in its capture
+//! Every take writes a `registering` row in `qiaccess.inbox_entries` *after* the bytes are staged
+//! in the blob store (written and hashed; made durable with the registration's group, decision
+//! 0027) and *before* the registration transaction, which puts that row's id in its capture
 //! event (`details.inbox_entry_id`); only after the move is the row finished. On start, rows still
 //! `registering` are loaded, and the next take of the path resolves them first: a capture with
 //! the entry id means the registration committed, so (if the file still has those bytes) it is
@@ -38,6 +44,7 @@
 //! remember the (size, mtime) of each finished path and take a file again only when they change.
 //! One watcher per folder is assumed: two processes watching one folder could both take a file.
 
+mod batch;
 mod config;
 mod error;
 mod folder;

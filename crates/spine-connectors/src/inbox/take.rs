@@ -1,6 +1,8 @@
-//! Taking one stable file: check it is still what was seen, stream it into the blob store,
-//! record the intent, register, move it away, record the outcome. See the module documentation
-//! of [`crate::inbox`] for why the steps come in this order.
+//! The steps of taking a stable file and their outcomes: recovering an entry an interruption
+//! left `registering`, moving the file away, recording what became of it. The order of the
+//! steps (check, stage the bytes, record the intent, register, move, record the outcome) is in
+//! [`super::batch`], which takes several files at once; see the module documentation of
+//! [`crate::inbox`] for why they come in this order.
 
 use std::io;
 use std::path::Path;
@@ -21,7 +23,6 @@ use uuid::Uuid;
 use super::folder::ResolvedFolder;
 use super::ignore::{FAILED_DIR, PROCESSED_DIR};
 use super::mover;
-use super::scan::Seen;
 use super::stability::Ready;
 use super::state;
 use super::stats::InboxStats;
@@ -89,7 +90,7 @@ pub(crate) enum Taken {
 }
 
 /// The registration an entry ended with.
-struct Outcome {
+pub(super) struct Outcome {
     capture_id: Uuid,
     file_id: Option<Uuid>,
     version: Option<i32>,
@@ -108,105 +109,8 @@ impl From<&EntryCapture> for Outcome {
     }
 }
 
-/// One take of one file. `prior` is the path's entry still `registering` (from a crash or an
-/// earlier attempt): it is resolved first, and reused when its registration never committed.
-pub(crate) async fn take(
-    env: &Env,
-    ctx: &FolderCtx,
-    r: &Ready,
-    prior: Option<InboxEntry>,
-    crash: Option<CrashPoint>,
-) -> Taken {
-    let abs = ctx.folder.path.join(&r.rel);
-    match tokio::fs::symlink_metadata(&abs).await {
-        Ok(m) if Seen::of(&m) == r.seen => {}
-        Ok(_) => return Taken::Changed,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return gone(env, ctx, prior).await,
-        Err(e) => return refuse(env, ctx, r, prior, &format!("the file could not be looked at: {e}")).await,
-    }
-    if let Some(why) = r.seen.special {
-        return refuse(env, ctx, r, prior, why).await;
-    }
-    let mut file = match open(&abs).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return gone(env, ctx, prior).await,
-        Err(e) => return refuse(env, ctx, r, prior, &format!("the file could not be opened: {e}")).await,
-    };
-    match file.metadata().await {
-        Ok(m) if m.is_file() && Seen::of(&m) == r.seen => {}
-        _ => return Taken::Changed,
-    }
-
-    let mut entry = None;
-    if let Some(p) = prior {
-        match recover(env, ctx, r, &p, &mut file).await {
-            Ok(Recovery::Finished(taken)) => return taken,
-            Ok(Recovery::Reuse) => entry = Some(p),
-            Ok(Recovery::Fresh) => {}
-            Err(error) => return Taken::Retry { entry: Some(p), error },
-        }
-        if let Err(e) = file.rewind().await {
-            return Taken::Retry { entry, error: format!("rewinding the file failed: {e}") };
-        }
-    }
-    let entry = entry.unwrap_or_else(|| InboxEntry {
-        id: Uuid::now_v7(),
-        relative_path: state::encode(&r.rel).0,
-        raw_path: state::encode(&r.rel).1,
-        size_bytes: i64::try_from(r.seen.size).unwrap_or(i64::MAX),
-        file_mtime_ns: r.seen.mtime_ns,
-        content_sha256: None,
-        status: inbox::REGISTERING.to_owned(),
-        created_at: Utc::now(),
-    });
-
-    let pending = match env.registrar.put(&entry.relative_path, details(ctx, r, &entry), &mut file).await {
-        Ok(p) => p,
-        Err(RegisterError::Blob(BlobError::TooLarge { limit })) => {
-            let why = format!("the file is larger than the registration limit of {limit} bytes");
-            return fail(env, ctx, r, Some(entry), None, &why).await;
-        }
-        Err(RegisterError::Blob(BlobError::Input(e))) => {
-            return fail(env, ctx, r, Some(entry), None, &format!("the file could not be read: {e}")).await;
-        }
-        Err(e) => return Taken::Retry { entry: Some(entry), error: format!("storing the bytes failed: {e}") },
-    };
-    let sha = pending.item().sha256.clone();
-    let unchanged = match file.metadata().await {
-        Ok(m) => Seen::of(&m) == r.seen && pending.item().size == r.seen.size,
-        Err(_) => false,
-    };
-    drop(file);
-    if !unchanged {
-        env.registrar.discard(vec![pending]).await;
-        return Taken::Changed;
-    }
-
-    if let Err(e) =
-        record(&env.store, ctx, &env.captured_by, r, &entry, Some(&sha), inbox::REGISTERING, None, None).await
-    {
-        env.registrar.discard(vec![pending]).await;
-        return Taken::Retry { entry: Some(entry), error: format!("recording the intent failed: {e}") };
-    }
-    if crash == Some(CrashPoint::AfterIntent) {
-        return Taken::Stopped;
-    }
-    let registered = match env.registrar.register(ctx.folder.tenant, &ctx.arrival, vec![pending]).await {
-        Ok(mut done) if !done.is_empty() => done.remove(0),
-        Ok(_) => return Taken::Retry { entry: Some(entry), error: "the registration returned nothing".into() },
-        Err(e) if permanent(&e) => {
-            return fail(env, ctx, r, Some(entry), Some(&sha), &format!("the registration was refused: {e}")).await;
-        }
-        Err(e) => return Taken::Retry { entry: Some(entry), error: format!("the registration failed: {e}") },
-    };
-    if crash == Some(CrashPoint::AfterRegister) {
-        return Taken::Stopped;
-    }
-    finish_registered(env, ctx, r, entry, &Outcome::from(&registered), None).await
-}
-
 /// The file is not there: an entry it left `registering` is resolved now.
-async fn gone(env: &Env, ctx: &FolderCtx, prior: Option<InboxEntry>) -> Taken {
+pub(super) async fn gone(env: &Env, ctx: &FolderCtx, prior: Option<InboxEntry>) -> Taken {
     match prior {
         None => Taken::Gone,
         Some(p) => match resolve_unfinished(env, ctx, &p, "the file left the folder").await {
@@ -218,7 +122,7 @@ async fn gone(env: &Env, ctx: &FolderCtx, prior: Option<InboxEntry>) -> Taken {
 
 /// A file refused before it was read. An entry the path left `registering` is resolved first
 /// (its registration may have committed, for the bytes the path held before).
-async fn refuse(env: &Env, ctx: &FolderCtx, r: &Ready, prior: Option<InboxEntry>, why: &str) -> Taken {
+pub(super) async fn refuse(env: &Env, ctx: &FolderCtx, r: &Ready, prior: Option<InboxEntry>, why: &str) -> Taken {
     if let Some(p) = prior
         && let Err(error) = resolve_unfinished(env, ctx, &p, "the file was replaced").await
     {
@@ -274,7 +178,7 @@ pub(crate) async fn resolve_unfinished(
     Ok(())
 }
 
-enum Recovery {
+pub(super) enum Recovery {
     /// The earlier registration committed and is now finished.
     Finished(Taken),
     /// It never committed: register under the same entry.
@@ -285,7 +189,7 @@ enum Recovery {
 
 /// Resolves an entry left `registering` by a crash or a failed attempt: its capture event (found
 /// by the entry id) tells whether the registration committed.
-async fn recover(
+pub(super) async fn recover(
     env: &Env,
     ctx: &FolderCtx,
     r: &Ready,
@@ -327,7 +231,7 @@ async fn recover(
 
 /// Moves a registered file to `processed/` (unless the folder is read-only) and records the
 /// outcome. A failure leaves the entry `registering`, to be resolved by the next attempt.
-async fn finish_registered(
+pub(super) async fn finish_registered(
     env: &Env,
     ctx: &FolderCtx,
     r: &Ready,
@@ -335,27 +239,53 @@ async fn finish_registered(
     o: &Outcome,
     note: Option<&str>,
 ) -> Taken {
-    let moved_to = if ctx.folder.read_only {
-        None
-    } else {
-        match move_file(ctx, &r.rel, PROCESSED_DIR, None).await {
-            Ok(to) => Some(to),
-            Err(e) => {
-                return Taken::Retry { entry: Some(entry), error: format!("moving to {PROCESSED_DIR}/ failed: {e}") };
-            }
-        }
-    };
-    let finished = Finished {
+    match move_registered(ctx, r).await {
+        Ok(moved_to) => record_registered(env, ctx, entry, o, note, moved_to.as_deref()).await,
+        Err(error) => Taken::Retry { entry: Some(entry), error },
+    }
+}
+
+/// Moves a registered file to `processed/`; `None` in a read-only folder.
+pub(super) async fn move_registered(ctx: &FolderCtx, r: &Ready) -> Result<Option<String>, String> {
+    if ctx.folder.read_only {
+        return Ok(None);
+    }
+    move_file(ctx, &r.rel, PROCESSED_DIR, None)
+        .await
+        .map(Some)
+        .map_err(|e| format!("moving to {PROCESSED_DIR}/ failed: {e}"))
+}
+
+/// The outcome of a registered file, as recorded.
+pub(super) fn registered_outcome<'a>(
+    env: &'a Env,
+    o: &Outcome,
+    note: Option<&'a str>,
+    moved_to: Option<&'a str>,
+) -> Finished<'a> {
+    Finished {
         status: if o.duplicate { inbox::DUPLICATE } else { inbox::REGISTERED },
         file_id: o.file_id,
         file_version: o.version,
         capture_event_id: Some(o.capture_id),
         reason: note,
-        moved_to: moved_to.as_deref(),
+        moved_to,
         updated_by: &env.captured_by,
-    };
-    // The file has moved: retry this step itself for a while before leaving the entry to be
-    // resolved later (by the next take of the path, or the next start).
+    }
+}
+
+/// Records the outcome of a registered file that has moved (or stays, read-only), retrying a
+/// while before leaving the entry to be resolved later (by the next take of the path, or the
+/// next start).
+pub(super) async fn record_registered(
+    env: &Env,
+    ctx: &FolderCtx,
+    entry: InboxEntry,
+    o: &Outcome,
+    note: Option<&str>,
+    moved_to: Option<&str>,
+) -> Taken {
+    let finished = registered_outcome(env, o, note, moved_to);
     let mut attempt = 0;
     while let Err(e) = finish_entry(&env.store, ctx, entry.id, &finished).await {
         attempt += 1;
@@ -364,15 +294,33 @@ async fn finish_registered(
         }
         tokio::time::sleep(Duration::from_millis(250) * attempt).await;
     }
+    registered_done(env, ctx, &entry, o, moved_to)
+}
+
+/// Counts and logs a registered file whose outcome is recorded.
+pub(super) fn registered_done(
+    env: &Env,
+    ctx: &FolderCtx,
+    entry: &InboxEntry,
+    o: &Outcome,
+    moved_to: Option<&str>,
+) -> Taken {
     env.stats.registered(o.duplicate);
     tracing::info!(folder = %ctx.key, file = %entry.relative_path, file_id = ?o.file_id, version = ?o.version,
-        duplicate = o.duplicate, moved_to = moved_to.as_deref().unwrap_or("-"), "inbox file registered.");
+        duplicate = o.duplicate, moved_to = moved_to.unwrap_or("-"), "inbox file registered.");
     Taken::Done
 }
 
 /// A file that will not be registered: to `failed/` with its reason (unless read-only), and a
 /// `failed` entry. `entry` is the intent already recorded, when there is one.
-async fn fail(env: &Env, ctx: &FolderCtx, r: &Ready, entry: Option<InboxEntry>, sha: Option<&str>, why: &str) -> Taken {
+pub(super) async fn fail(
+    env: &Env,
+    ctx: &FolderCtx,
+    r: &Ready,
+    entry: Option<InboxEntry>,
+    sha: Option<&str>,
+    why: &str,
+) -> Taken {
     tracing::warn!(folder = %ctx.key, file = %r.rel.to_string_lossy(), reason = why, "inbox file not registered.");
     env.stats.failed();
     let mut moved_to = None;
@@ -410,7 +358,7 @@ async fn fail(env: &Env, ctx: &FolderCtx, r: &Ready, entry: Option<InboxEntry>, 
 
 /// Writes `entry` with `status` (a new entry, or a `registering` one taken again or failed).
 #[allow(clippy::too_many_arguments)]
-async fn record(
+pub(super) async fn record(
     store: &Store,
     ctx: &FolderCtx,
     by: &str,
@@ -439,13 +387,18 @@ async fn record(
     tx.commit().await
 }
 
-async fn finish_entry(store: &Store, ctx: &FolderCtx, id: Uuid, f: &Finished<'_>) -> Result<(), StoreError> {
+pub(super) async fn finish_entry(store: &Store, ctx: &FolderCtx, id: Uuid, f: &Finished<'_>) -> Result<(), StoreError> {
     let mut tx = store.ingest_tx(ctx.folder.tenant).await?;
     inbox::finish(&mut tx, id, f).await?;
     tx.commit().await
 }
 
-async fn move_file(ctx: &FolderCtx, rel: &Path, dest: &'static str, reason: Option<String>) -> io::Result<String> {
+pub(super) async fn move_file(
+    ctx: &FolderCtx,
+    rel: &Path,
+    dest: &'static str,
+    reason: Option<String>,
+) -> io::Result<String> {
     let root = ctx.folder.path.clone();
     let rel = rel.to_owned();
     let to = tokio::task::spawn_blocking(move || mover::move_to(&root, &rel, dest, reason.as_deref()))
@@ -455,7 +408,7 @@ async fn move_file(ctx: &FolderCtx, rel: &Path, dest: &'static str, reason: Opti
 }
 
 /// Context kept with the capture: the entry id (how a crash is resolved) and where it was found.
-fn details(ctx: &FolderCtx, r: &Ready, entry: &InboxEntry) -> Value {
+pub(super) fn details(ctx: &FolderCtx, r: &Ready, entry: &InboxEntry) -> Value {
     let mut d = json!({
         "inbox_entry_id": entry.id,
         "folder": ctx.key,
@@ -471,7 +424,7 @@ fn details(ctx: &FolderCtx, r: &Ready, entry: &InboxEntry) -> Value {
 }
 
 /// Errors that will not go away by trying again: the file is refused.
-fn permanent(e: &RegisterError) -> bool {
+pub(super) fn permanent(e: &RegisterError) -> bool {
     matches!(
         e,
         RegisterError::Store(StoreError::Invalid(_) | StoreError::Conflict(_))
@@ -485,7 +438,7 @@ pub(crate) fn backoff(attempts: u32, cap: Duration) -> Duration {
 }
 
 /// Opens without following a symbolic link and without blocking on a pipe.
-async fn open(path: &Path) -> io::Result<File> {
+pub(super) async fn open(path: &Path) -> io::Result<File> {
     let mut o = tokio::fs::OpenOptions::new();
     o.read(true);
     #[cfg(unix)]

@@ -1,5 +1,7 @@
 //! The watcher loop: file-system events and periodic full rescans feed each folder's
-//! [`Tracker`]; stable files are taken by at most [`DEFAULT_CONCURRENCY`] tasks at once.
+//! [`Tracker`]; stable files are taken in batches (up to [`BATCH_FILES`] files of one folder,
+//! whose registrations share their durability; decision 0027) by at most
+//! [`DEFAULT_CONCURRENCY`] tasks at once.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use spine_store::repos::inbox::InboxEntry;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::batch::{self, BATCH_FILES};
 use super::error::InboxError;
 use super::folder::ResolvedFolder;
 use super::ignore::is_excluded;
@@ -24,7 +27,7 @@ use super::state::{self, FolderState};
 use super::stats::InboxStats;
 use super::take::{self, CrashPoint, Env, FolderCtx, Taken};
 
-/// Registrations in flight at once (each holds one open file).
+/// Batches in flight at once (each holds one open file at a time).
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Events buffered between the notify thread and the loop; when full, the notify thread waits
 /// (and the kernel queues, or reports an overflow, which triggers a rescan).
@@ -49,7 +52,7 @@ impl InboxWatcher {
         Self { env: Arc::new(env), folders, concurrency: DEFAULT_CONCURRENCY }
     }
 
-    /// Registrations in flight at once (at least 1).
+    /// Batches in flight at once (at least 1).
     pub fn with_concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
         self
@@ -125,8 +128,9 @@ impl InboxWatcher {
         let m = tokio::fs::symlink_metadata(&path).await.map_err(|source| InboxError::Folder { path, source })?;
         let state = state::load(&self.env.store, &ctx.folder).await?;
         let r = Ready { rel: rel.to_owned(), seen: Seen::of(&m), attempts: 0 };
-        match take::take(&self.env, ctx, &r, state.unfinished.get(rel).cloned(), Some(crash)).await {
-            Taken::Stopped => Ok(()),
+        let prior = state.unfinished.get(rel).cloned();
+        match batch::take_batch(&self.env, ctx, vec![(r, prior)], Some(crash)).await.pop().map(|(_, t)| t) {
+            Some(Taken::Stopped) => Ok(()),
             other => {
                 Err(InboxError::File { path: rel.to_owned(), message: format!("did not reach {crash:?}: {other:?}") })
             }
@@ -278,13 +282,17 @@ impl FolderRun {
     }
 }
 
+/// What a batch task returns: its folder and how each file's take ended.
+type BatchOut = (usize, Vec<(Ready, Taken)>);
+
 /// The loop's working state.
 struct Loop<'a> {
     watcher: &'a InboxWatcher,
     fs: RecommendedWatcher,
     runs: Vec<FolderRun>,
-    tasks: JoinSet<(usize, Ready, Taken)>,
-    ids: HashMap<tokio::task::Id, (usize, PathBuf)>,
+    tasks: JoinSet<BatchOut>,
+    /// Each batch's folder and files.
+    ids: HashMap<tokio::task::Id, (usize, Vec<PathBuf>)>,
     next_folder: usize,
 }
 
@@ -376,47 +384,58 @@ impl Loop<'_> {
         }
     }
 
-    /// Starts takes of stable files while there is room, folders in turn.
+    /// Starts batches of stable files while there is room, folders in turn.
     fn fill(&mut self) {
         let n = self.runs.len();
         let (now, wall) = (Instant::now(), scan::now_ns());
         for k in 0..n {
-            let room = self.watcher.concurrency.saturating_sub(self.tasks.len());
-            if room == 0 {
-                break;
-            }
             let i = (self.next_folder + k) % n;
-            let run = &mut self.runs[i];
-            for r in run.tracker.take_ready(now, wall, room) {
+            while self.tasks.len() < self.watcher.concurrency {
+                let run = &mut self.runs[i];
+                let ready = run.tracker.take_ready(now, wall, BATCH_FILES);
+                if ready.is_empty() {
+                    break;
+                }
+                let rels: Vec<PathBuf> = ready.iter().map(|r| r.rel.clone()).collect();
+                let files: Vec<(Ready, Option<InboxEntry>)> = ready
+                    .into_iter()
+                    .map(|r| {
+                        let prior = run.state.unfinished.get(&r.rel).cloned();
+                        (r, prior)
+                    })
+                    .collect();
                 let (env, ctx) = (self.watcher.env.clone(), run.ctx.clone());
-                let prior = run.state.unfinished.get(&r.rel).cloned();
-                let rel = r.rel.clone();
-                let handle = self.tasks.spawn(async move {
-                    let taken = take::take(&env, &ctx, &r, prior, None).await;
-                    (i, r, taken)
-                });
-                self.ids.insert(handle.id(), (i, rel));
+                let handle = self.tasks.spawn(async move { (i, batch::take_batch(&env, &ctx, files, None).await) });
+                self.ids.insert(handle.id(), (i, rels));
             }
         }
         self.next_folder = (self.next_folder + 1) % n;
     }
 
-    fn finished(&mut self, done: Result<(tokio::task::Id, (usize, Ready, Taken)), tokio::task::JoinError>) {
+    fn finished(&mut self, done: Result<(tokio::task::Id, BatchOut), tokio::task::JoinError>) {
         let now = Instant::now();
-        let (i, r, taken) = match done {
+        let (i, taken) = match done {
             Ok((id, out)) => {
                 self.ids.remove(&id);
                 out
             }
             Err(e) => {
-                let Some((i, rel)) = self.ids.remove(&e.id()) else { return };
-                tracing::error!(folder = %self.runs[i].ctx.key, file = %rel.to_string_lossy(), error = %e,
-                    "inbox take panicked; trying again later.");
+                let Some((i, rels)) = self.ids.remove(&e.id()) else { return };
                 let run = &mut self.runs[i];
-                run.tracker.retry_later(&rel, now, run.ctx.folder.rescan);
+                for rel in rels {
+                    tracing::error!(folder = %run.ctx.key, file = %rel.to_string_lossy(), error = %e,
+                        "inbox take panicked; trying again later.");
+                    run.tracker.retry_later(&rel, now, run.ctx.folder.rescan);
+                }
                 return;
             }
         };
+        for (r, t) in taken {
+            self.finished_file(i, r, t, now);
+        }
+    }
+
+    fn finished_file(&mut self, i: usize, r: Ready, taken: Taken, now: Instant) {
         let run = &mut self.runs[i];
         match taken {
             Taken::Done | Taken::Left => {
@@ -448,7 +467,8 @@ impl Loop<'_> {
 
     fn publish(&self) {
         let pending: usize = self.runs.iter().map(|r| r.tracker.len()).sum();
-        self.watcher.env.stats.set_queue(pending.saturating_sub(self.tasks.len()), self.tasks.len());
+        let in_flight: usize = self.ids.values().map(|(_, rels)| rels.len()).sum();
+        self.watcher.env.stats.set_queue(pending.saturating_sub(in_flight), in_flight);
     }
 
     /// At shutdown: lets takes in flight finish for a while, then abandons the rest.

@@ -2,6 +2,7 @@
 //! item 5). One test binary; each test has its own database and directories.
 
 mod bad_input;
+mod batch;
 mod bulk;
 mod drop;
 mod helpers;

@@ -177,7 +177,8 @@ async fn entries_of_files_removed_while_stopped_are_resolved_at_start() {
     assert_eq!(env.count(link).await, 1);
     assert_eq!(env.count(CAPTURES).await, 2);
     w.stop().await;
-    // The intent's blob was never registered: an orphan, as after a real crash (fsck removes it).
+    // The intent's bytes were staged, never flushed into a blob (decision 0027): no orphan blob;
+    // after a real crash its temp file is left in the store's tmp/ and swept as stale.
     let referenced = env.count("SELECT count(DISTINCT content_sha256) FROM qinexus.file_versions").await;
-    assert_eq!(env.blob_hashes().await.len() as i64 - referenced, 1);
+    assert_eq!(env.blob_hashes().await.len() as i64 - referenced, 0);
 }

@@ -5,6 +5,10 @@
 //! when the blob already exists (dedupe without a window where two writers overwrite each other),
 //! and the shard directory is fsynced so the new name survives a crash. The temp name is removed
 //! by [`TempFile`]'s drop whatever happens, so an error or a dropped future leaves nothing.
+//!
+//! A staged put ([`super::deferred`], decision 0027) writes the temp file without the fsync and
+//! leaves the flush and the link to a group: one file-system flush for the data of every temp
+//! file of the group, the links, one more flush for the new names.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
@@ -25,7 +29,7 @@ pub struct LocalBlobs {
 
 /// A temp file that is removed when dropped (after a successful put it is already linked into
 /// place, and removing the temp name leaves the blob).
-struct TempFile(PathBuf);
+pub(crate) struct TempFile(pub(crate) PathBuf);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
@@ -58,9 +62,24 @@ impl LocalBlobs {
 
     pub(crate) async fn put(
         &self,
-        mut reader: impl AsyncRead + Unpin + Send,
+        reader: impl AsyncRead + Unpin + Send,
         max_size: Option<u64>,
     ) -> Result<PutBlob, BlobError> {
+        let (tmp, file, sha256, size) = self.write_temp(reader, max_size).await?;
+        file.sync_all().await.map_err(BlobError::io("fsync of a temp file"))?;
+        drop(file);
+        let created = self.publish_temp(&tmp, &sha256, size).await?;
+        drop(tmp);
+        Ok(PutBlob { sha256, size, created })
+    }
+
+    /// Streams the reader into a new temp file (written, not fsynced); returns it with its open
+    /// handle, hash and size.
+    pub(crate) async fn write_temp(
+        &self,
+        mut reader: impl AsyncRead + Unpin + Send,
+        max_size: Option<u64>,
+    ) -> Result<(TempFile, tokio::fs::File, String, u64), BlobError> {
         let tmp = TempFile(self.root.join("tmp").join(format!("{}.part", uuid::Uuid::new_v4().simple())));
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -79,15 +98,17 @@ impl LocalBlobs {
             file.write_all(&buf[..n]).await.map_err(BlobError::io("writing a temp file"))?;
         }
         file.flush().await.map_err(BlobError::io("writing a temp file"))?;
-        file.sync_all().await.map_err(BlobError::io("fsync of a temp file"))?;
-        drop(file);
         let (sha256, size) = ingest.finish();
-        let target = self.path_of(&sha256);
+        Ok((tmp, file, sha256, size))
+    }
+
+    /// Links a durable temp file into place and fsyncs its shard directory; false when the
+    /// blob already existed.
+    pub(crate) async fn publish_temp(&self, tmp: &TempFile, sha256: &str, size: u64) -> Result<bool, BlobError> {
+        let target = self.path_of(sha256);
         let tmp_path = tmp.0.clone();
         let root = self.root.clone();
-        let created = blocking(move || publish(&root, &tmp_path, &target, size)).await?;
-        drop(tmp);
-        Ok(PutBlob { sha256, size, created })
+        blocking(move || publish(&root, &tmp_path, &target, size)).await
     }
 
     pub(crate) async fn open_blob(&self, sha256: &str) -> Result<tokio::fs::File, BlobError> {
@@ -152,10 +173,37 @@ impl LocalBlobs {
     }
 }
 
-/// Links the finished temp file to `target`; false when the blob already existed.
+/// Links the finished temp file to `target` and fsyncs its directory; false when the blob
+/// already existed.
 fn publish(root: &Path, tmp: &Path, target: &Path, size: u64) -> Result<bool, BlobError> {
+    let created = link_into_place(root, tmp, target, size, true)?;
+    if created {
+        // The shard and its parents: a staged group may have created them without a flush yet
+        // (an fsync of a directory with nothing new to write is cheap).
+        let mut dir = target.parent();
+        while let Some(d) = dir {
+            sync_dir(d)?;
+            if d.parent() == Some(root) {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    Ok(created)
+}
+
+/// Links the finished temp file to `target` (creating its shard directories, fsyncing their
+/// parents when `sync_new_dirs`), without making the new name durable; false when the blob
+/// already existed.
+pub(crate) fn link_into_place(
+    root: &Path,
+    tmp: &Path,
+    target: &Path,
+    size: u64,
+    sync_new_dirs: bool,
+) -> Result<bool, BlobError> {
     let shard = target.parent().expect("a blob path has a parent");
-    ensure_dir(root, shard)?;
+    ensure_dir(root, shard, sync_new_dirs)?;
     match std::fs::hard_link(tmp, target) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
@@ -176,16 +224,19 @@ fn publish(root: &Path, tmp: &Path, target: &Path, size: u64) -> Result<bool, Bl
         }
         Err(e) => return Err(BlobError::io(format!("linking {}", target.display()))(e)),
     }
-    sync_dir(shard)?;
     Ok(true)
 }
 
-/// Creates `dir` (below `root`) when missing, fsyncing each parent that gained an entry.
-fn ensure_dir(root: &Path, dir: &Path) -> Result<(), BlobError> {
+/// Creates `dir` (below `root`) when missing, fsyncing each parent that gained an entry when
+/// `sync` (a group flush makes them durable otherwise).
+fn ensure_dir(root: &Path, dir: &Path, sync: bool) -> Result<(), BlobError> {
     if dir.is_dir() {
         return Ok(());
     }
     std::fs::create_dir_all(dir).map_err(BlobError::io(format!("creating {}", dir.display())))?;
+    if !sync {
+        return Ok(());
+    }
     let mut p = dir.parent();
     while let Some(parent) = p {
         sync_dir(parent)?;
@@ -197,7 +248,7 @@ fn ensure_dir(root: &Path, dir: &Path) -> Result<(), BlobError> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<(), BlobError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), BlobError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(BlobError::io(format!("fsync of directory {}", dir.display())))
@@ -261,7 +312,7 @@ fn modified(meta: &std::fs::Metadata) -> DateTime<Utc> {
     meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now())
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
 ) -> Result<T, BlobError> {
     tokio::task::spawn_blocking(f)

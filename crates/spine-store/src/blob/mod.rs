@@ -7,10 +7,13 @@
 //!   The same bytes twice give one blob (`created = false` the second time). A failed, oversized
 //!   or abandoned put leaves nothing behind: temp data is removed by a guard on drop, and temp
 //!   files older than an hour are swept when the store opens and by `fsck`.
+//! - [`BlobStore::stage`] is a put whose flush is shared by a group ([`flush_staged`]): one
+//!   file-system flush for many small items instead of an fsync each (decision 0027).
 //! - Hashes given by callers are checked strictly ([`check_hash`]): 64 lowercase hex characters,
 //!   so no crafted name can reach outside the store.
 //! - [`fsck`] compares the blobs with the database's references. See decision 0016.
 
+mod deferred;
 mod fsck;
 mod ingest;
 mod local;
@@ -28,6 +31,7 @@ use spine_core::secret::Secret;
 use thiserror::Error;
 use tokio::io::{AsyncRead, ReadBuf};
 
+pub use deferred::{GROUP_FLUSH_MAX, StagedBlob, UnsyncedBlob, flush_staged};
 pub use fsck::{FsckOptions, FsckProgress, FsckReport, fsck};
 pub use local::LocalBlobs;
 pub use s3::S3Blobs;

@@ -67,10 +67,39 @@ pub async fn register(
     arrival: &Arrival,
     items: &[StoredItem],
 ) -> Result<Vec<Registered>, StoreError> {
-    let tenant = tx.tenant();
-    let source_id = ensure_source(tx, arrival).await?;
-    lock_keys(tx, source_id, items).await?;
+    let mut done = register_arrivals(tx, &[(arrival, items)]).await?;
+    Ok(done.pop().unwrap_or_default())
+}
 
+/// Registers several arrivals of one tenant in one transaction (group commit, decision 0027):
+/// the locks of all of them are taken at once, in one sorted order. Runs in `tx` and does not
+/// commit; returns each arrival's results in order.
+pub async fn register_arrivals(
+    tx: &mut TenantTx,
+    arrivals: &[(&Arrival, &[StoredItem])],
+) -> Result<Vec<Vec<Registered>>, StoreError> {
+    let mut sources = Vec::with_capacity(arrivals.len());
+    let mut keys: Vec<String> = Vec::new();
+    for (arrival, items) in arrivals {
+        let source_id = ensure_source(tx, arrival).await?;
+        keys.extend(lock_keys_of(tx.tenant(), source_id, items));
+        sources.push(source_id);
+    }
+    lock_keys(tx, &keys).await?;
+    let mut out = Vec::with_capacity(arrivals.len());
+    for ((arrival, items), source_id) in arrivals.iter().zip(sources) {
+        out.push(insert_items(tx, source_id, arrival, items).await?);
+    }
+    Ok(out)
+}
+
+async fn insert_items(
+    tx: &mut TenantTx,
+    source_id: Uuid,
+    arrival: &Arrival,
+    items: &[StoredItem],
+) -> Result<Vec<Registered>, StoreError> {
+    let tenant = tx.tenant();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         if let Some((file_id, version)) = version_by_hash(tx, &item.sha256).await? {
@@ -173,20 +202,24 @@ async fn ensure_source(tx: &mut TenantTx, arrival: &Arrival) -> Result<Uuid, Sto
     .map_err(|e| StoreError::on_constraint(e, "source"))
 }
 
-/// Transaction-scoped advisory locks on every (tenant, hash) and (tenant, source, name) of the
-/// arrival, taken in one sorted order so that concurrent registrations cannot deadlock.
-async fn lock_keys(tx: &mut TenantTx, source_id: Uuid, items: &[StoredItem]) -> Result<(), StoreError> {
-    let tenant = tx.tenant();
+/// The advisory lock keys of an arrival: every (tenant, hash) and (tenant, source, name).
+fn lock_keys_of(tenant: spine_core::ids::TenantId, source_id: Uuid, items: &[StoredItem]) -> Vec<String> {
     let mut keys: Vec<String> = Vec::with_capacity(items.len() * 2);
     for item in items {
         keys.push(blob_lock_key(&item.sha256));
         keys.push(format!("spine.file:{tenant}:{source_id}:{}", item.original_name));
     }
+    keys
+}
+
+/// Transaction-scoped advisory locks on `keys`, taken in one sorted order so that concurrent
+/// registrations cannot deadlock.
+async fn lock_keys(tx: &mut TenantTx, keys: &[String]) -> Result<(), StoreError> {
     sqlx::query(
         "SELECT pg_advisory_xact_lock(k) \
          FROM (SELECT DISTINCT hashtextextended(x, 19) AS k FROM unnest($1::text[]) AS x ORDER BY 1) AS s",
     )
-    .bind(&keys)
+    .bind(keys)
     .execute(tx.conn())
     .await?;
     Ok(())
