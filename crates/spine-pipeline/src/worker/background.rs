@@ -182,8 +182,8 @@ pub(crate) async fn reap_loop(shared: Arc<Shared>, every: Duration) {
 /// The worker's own connections, apart from the handlers' pool: they skip the pool's liveness
 /// ping before every use (a failed statement is retried anyway), so each claim or result write
 /// is one round trip.
-/// - `claim`: one connection, with `synchronous_commit = off` (decision 0015). A claim lost in a database crash
-///   loses nothing (the jobs are simply still queued), and any later durable commit (a handler's
+/// - `claim`: one connection per claim in flight, with `synchronous_commit = off` (decision
+///   0015). A claim lost in a database crash loses nothing (the jobs are simply still queued), and any later durable commit (a handler's
 ///   write, a result) flushes the claim's WAL first; so a claim does not wait for its own flush.
 ///   Its prepared claim is planned once (`plan_cache_mode = force_generic_plan`): the fair claim
 ///   (decision 0025) costs more to plan than to run.
@@ -191,7 +191,7 @@ pub(crate) async fn reap_loop(shared: Arc<Shared>, every: Duration) {
 pub(crate) fn worker_pools(pool: &PgPool, flushers: u32) -> (PgPool, PgPool) {
     let opts = (*pool.connect_options()).clone();
     let claim = PgPoolOptions::new()
-        .max_connections(1)
+        .max_connections(super::claims::CLAIMS_IN_FLIGHT as u32)
         .min_connections(0)
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
