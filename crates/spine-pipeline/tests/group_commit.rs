@@ -26,11 +26,7 @@ struct Env {
 async fn env() -> Env {
     let db = spine_testkit::test_db().await;
     let tenant = TenantId::new();
-    sqlx::query("INSERT INTO core.tenants (id, slug, display_name) VALUES ($1, 'grp', 'Group')")
-        .bind(tenant.as_uuid())
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    spine_testkit::add_tenant(&db.pool, tenant.as_uuid(), "grp").await;
     let dir = tempfile::tempdir().unwrap();
     let blobs = BlobStore::from_config(&BlobConfig::Local { root: dir.path().join("blobs") }).await.unwrap();
     let reg = Registrar::new(Store::new(db.pool.clone()), blobs.clone(), Some(1 << 20));

@@ -18,11 +18,7 @@ use uuid::Uuid;
 async fn setup() -> (spine_testkit::TestDb, Store, TenantId) {
     let db = spine_testkit::test_db().await;
     let tenant = TenantId::new();
-    sqlx::query("INSERT INTO core.tenants (id, slug, display_name) VALUES ($1, 'wl', 'WL')")
-        .bind(tenant.as_uuid())
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    spine_testkit::add_tenant(&db.pool, tenant.as_uuid(), "wl").await;
     let store = Store::new(db.pool.clone());
     (db, store, tenant)
 }

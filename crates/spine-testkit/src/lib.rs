@@ -50,6 +50,17 @@ pub async fn test_db() -> TestDb {
     TestDb { pool, name, options }
 }
 
+/// Inserts a tenant (`core.tenants`) with the given id and slug, as the owner: the first row
+/// most tests need.
+pub async fn add_tenant(pool: &PgPool, id: uuid::Uuid, slug: &str) {
+    sqlx::query("INSERT INTO core.tenants (id, slug, display_name) VALUES ($1, $2, $2)")
+        .bind(id)
+        .bind(slug)
+        .execute(pool)
+        .await
+        .expect("inserting a test tenant");
+}
+
 /// Superuser options for the server's maintenance database (`postgres`, or DATABASE_URL's).
 pub fn admin_options() -> PgConnectOptions {
     shared().admin.clone()

@@ -47,11 +47,9 @@ macro_rules! claim_sql {
                  RETURNING j.id, j.tenant_id, j.kind, j.payload, j.attempts, j.max_attempts, j.run_at, j.started_at,
                            j.file_id, j.import_batch_id, j.parent_job_id, j.connection_id, j.lease_expires_at),
              -- The worker's own lease (decision 0028), only when it took something.
-             w AS (
-                 INSERT INTO qiserver.job_workers AS w (worker_id, lease_expires_at)
-                 SELECT $1, max(lease_expires_at) FROM u HAVING count(*) > 0
-                 ON CONFLICT (worker_id) DO UPDATE
-                 SET lease_expires_at = greatest(w.lease_expires_at, excluded.lease_expires_at), updated_at = now())
+             w AS (",
+            renew_worker!("SELECT $1, max(lease_expires_at) FROM u HAVING count(*) > 0"),
+            ")
              SELECT id, tenant_id, kind, payload, attempts, max_attempts, run_at, started_at, file_id, import_batch_id,
                     parent_job_id, connection_id
              FROM u"

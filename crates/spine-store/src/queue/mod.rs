@@ -6,6 +6,20 @@
 //! - Finishing is guarded by (lease owner, attempt): a worker that lost its lease cannot overwrite
 //!   the result of the attempt that replaced it. Delivery is at least once.
 
+/// Renews a worker's own lease (decision 0028) to the later of its lease and the one `$rows`
+/// gives (a `VALUES` or `SELECT` of worker id and lease end); registers the worker if it is not.
+/// One definition for the claim and the heartbeat.
+macro_rules! renew_worker {
+    ($rows:literal) => {
+        concat!(
+            "INSERT INTO qiserver.job_workers AS w (worker_id, lease_expires_at) ",
+            $rows,
+            " ON CONFLICT (worker_id) DO UPDATE
+             SET lease_expires_at = greatest(w.lease_expires_at, excluded.lease_expires_at), updated_at = now()"
+        )
+    };
+}
+
 mod admin;
 mod claim;
 mod connections;

@@ -14,16 +14,11 @@ use crate::StoreError;
 /// holds. The worker's row is locked first, as the reaper does, so the two cannot deadlock.
 pub async fn heartbeat(pool: &PgPool, worker: &str, ids: &[Uuid], lease: Duration) -> Result<Vec<Uuid>, StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO qiserver.job_workers AS w (worker_id, lease_expires_at)
-         VALUES ($1, now() + make_interval(secs => $2))
-         ON CONFLICT (worker_id) DO UPDATE
-         SET lease_expires_at = greatest(w.lease_expires_at, excluded.lease_expires_at), updated_at = now()",
-    )
-    .bind(worker)
-    .bind(lease.as_secs_f64())
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(renew_worker!("VALUES ($1, now() + make_interval(secs => $2))"))
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .execute(&mut *tx)
+        .await?;
     let kept = if ids.is_empty() {
         Vec::new()
     } else {
