@@ -246,3 +246,44 @@ async fn references_are_checked_per_statement() {
     // Other work on the job (the queue's own updates) is untouched by the guard.
     sqlx::query("UPDATE qiserver.jobs SET priority = 3 WHERE id = $1").bind(parent).execute(&db.pool).await.unwrap();
 }
+
+/// A batch of successes and failures: the successes go through their own statement and the rest
+/// through the general one, in one transaction. A success after a failed attempt clears the
+/// error, keeps the worker's start and end, and the history lists both attempts.
+#[tokio::test]
+async fn a_mixed_batch_records_successes_and_failures() {
+    let (db, store, t) = setup().await;
+    let a = put(&store, NewJob::new(t, "demo", json!({"n": 1}))).await.id();
+    let b = put(&store, NewJob::new(t, "demo", json!({"n": 2}))).await.id();
+    let c = queue::claim(&db.pool, "w", None, 1, LEASE).await.unwrap();
+    assert_eq!(c[0].id, a);
+    let now = Utc::now();
+    let fail = Finish::Failed { class: ErrorClass::Network, message: "reset".into(), retry_at: now };
+    queue::finish(&db.pool, "w", &[done(&c[0], fail)]).await.unwrap();
+
+    let c = queue::claim(&db.pool, "w", None, 2, LEASE).await.unwrap();
+    let (ca, cb) = if c[0].id == a { (&c[0], &c[1]) } else { (&c[1], &c[0]) };
+    assert_eq!((ca.attempts, cb.id), (2, b));
+    let (start, end) = (now + chrono::Duration::seconds(1), now + chrono::Duration::seconds(3));
+    let ok = Finished { id: a, attempt: 2, started_at: start, finished_at: end, outcome: Finish::Succeeded };
+    let q = Finish::Quarantined { class: ErrorClass::Invalid, message: "bad row".into() };
+    let stale = Finished { attempt: 1, ..ok.clone() };
+    let mut applied = queue::finish(&db.pool, "w", &[stale, ok, done(cb, q)]).await.unwrap();
+    applied.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(applied, want, "the stale success (attempt 1) is not applied");
+
+    let mut conn = db.pool.acquire().await.unwrap();
+    let row = queue::get(&mut conn, a).await.unwrap();
+    assert_eq!(row.state, "succeeded");
+    assert_eq!((row.last_error_class, row.last_error_message), (None, None));
+    let micros = |d: chrono::DateTime<Utc>| d.timestamp_micros();
+    assert_eq!(row.started_at.map(micros), Some(micros(start)));
+    assert_eq!(row.finished_at.map(micros), Some(micros(end)));
+    let history = queue::attempts(&mut conn, a).await.unwrap();
+    let outcomes: Vec<_> = history.iter().map(|h| (h.attempt, h.outcome.as_str())).collect();
+    assert_eq!(outcomes, vec![(1, "failed"), (2, "succeeded")]);
+    assert_eq!(history[1].duration_ms, 2000);
+    assert_eq!(state(&db, b).await, ("quarantined".into(), 1));
+}

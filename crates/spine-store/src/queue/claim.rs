@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row as _};
 use uuid::Uuid;
 
 use crate::StoreError;
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct ClaimedJob {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -30,6 +31,27 @@ pub struct ClaimedJob {
     pub import_batch_id: Option<Uuid>,
     pub parent_job_id: Option<Uuid>,
     pub connection_id: Option<Uuid>,
+}
+
+/// Read by position (the claim's RETURNING order): a derived `FromRow` looks every column up by
+/// name, a hash lookup per column and job that showed in the worker's burn-down profile.
+impl sqlx::FromRow<'_, PgRow> for ClaimedJob {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get(0)?,
+            tenant_id: row.try_get(1)?,
+            kind: row.try_get(2)?,
+            payload: row.try_get(3)?,
+            attempts: row.try_get(4)?,
+            max_attempts: row.try_get(5)?,
+            run_at: row.try_get(6)?,
+            started_at: row.try_get(7)?,
+            file_id: row.try_get(8)?,
+            import_batch_id: row.try_get(9)?,
+            parent_job_id: row.try_get(10)?,
+            connection_id: row.try_get(11)?,
+        })
+    }
 }
 
 macro_rules! claim_sql {

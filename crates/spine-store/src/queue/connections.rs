@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::run::Applied;
+use super::finish::Applied;
 use crate::StoreError;
 
 /// Feeds the applied results of jobs that name a connection to `qiconnect.record_job_outcomes`

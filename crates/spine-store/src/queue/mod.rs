@@ -24,6 +24,7 @@ mod admin;
 mod claim;
 mod connections;
 mod enqueue;
+mod finish;
 mod run;
 pub mod schedules;
 
@@ -31,7 +32,8 @@ pub use admin::{AttemptRow, JobFilter, JobRow, StatsRow, attempts, cancel, get, 
 pub use claim::{ClaimedJob, claim, claim_tenant, only_tenant};
 pub use connections::blocked_connection;
 pub use enqueue::{Enqueued, NewJob, enqueue, enqueue_many};
-pub use run::{Finish, Finished, finish, forget_worker, heartbeat, reap_expired};
+pub use finish::{Finish, Finished, finish};
+pub use run::{forget_worker, heartbeat, reap_expired};
 
 /// The NOTIFY channel workers LISTEN on.
 pub const CHANNEL: &str = "spine_jobs";
