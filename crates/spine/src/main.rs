@@ -18,12 +18,6 @@ use config::Settings;
 use db::Database;
 use error::CliError;
 
-/// mimalloc rather than glibc's malloc: the job worker allocates small, short-lived buffers per
-/// job (rows, payloads, results) and glibc's malloc/free took a tenth of its CPU in a burn-down
-/// profile (bench/README.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
