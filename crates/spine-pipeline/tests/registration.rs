@@ -125,6 +125,60 @@ async fn versions_duplicates_and_one_transaction() {
     assert_eq!((orig.as_str(), stored.as_str()), ("../../etc/CON.csv", "_CON.csv"));
 }
 
+/// One arrival of several items, registered with one statement per table: a duplicate of an
+/// item earlier in the same arrival, and a new version of a file the same arrival created.
+#[tokio::test]
+async fn one_arrival_with_duplicates_and_versions_of_its_own_items() {
+    use sha2::{Digest, Sha256};
+    use spine_store::repos::registration::{self, StoredItem};
+    let env = env().await;
+    let item = |name: &str, bytes: &[u8]| StoredItem {
+        original_name: name.into(),
+        storage_name: name.into(),
+        sha256: format!("{:x}", Sha256::digest(bytes)),
+        size: bytes.len() as u64,
+        media_type: "text/plain".into(),
+        details: json!({"n": name}),
+    };
+    let items = [item("a.txt", b"one"), item("b.txt", b"one"), item("a.txt", b"two"), item("c.txt", b"two")];
+    let mut tx = env.store.tenant_tx(env.tenant).await.unwrap();
+    let r = registration::register(&mut tx, &arrival(), &items).await.unwrap();
+    tx.commit().await.unwrap();
+    let seen: Vec<_> =
+        r.iter().map(|x| (x.version, x.duplicate, x.job_id.is_some(), x.import_batch_id.is_some())).collect();
+    assert_eq!(
+        seen,
+        vec![(1, false, true, true), (1, true, false, false), (2, false, true, true), (2, true, false, false)]
+    );
+    assert_eq!((r[1].file_id, r[2].file_id, r[3].file_id), (r[0].file_id, r[0].file_id, r[0].file_id));
+    assert_ne!(r[0].job_id, r[2].job_id);
+    let jobs: Vec<(Uuid, Value)> =
+        sqlx::query_as("SELECT id, payload FROM qiserver.jobs ORDER BY id").fetch_all(&env.pool).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    for (x, (id, payload)) in [&r[0], &r[2]].into_iter().zip(&jobs) {
+        assert_eq!(x.job_id, Some(*id));
+        assert_eq!(payload["version"], json!(x.version));
+        assert_eq!(payload["import_batch_id"], json!(x.import_batch_id.unwrap()));
+    }
+    let captures: Vec<(Uuid, bool, Option<i32>, Value)> =
+        sqlx::query_as("SELECT id, is_duplicate, file_version, details FROM qiaccess.capture_events ORDER BY id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let got: Vec<_> =
+        captures.iter().map(|(id, d, v, det)| (*id, *d, *v, det["n"].clone(), det["size_bytes"].clone())).collect();
+    let want: Vec<_> = r
+        .iter()
+        .zip(&items)
+        .map(|(x, i)| (x.capture_id, x.duplicate, Some(x.version), json!(i.original_name), json!(3)))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(count(&env.pool, "SELECT count(*) FROM qinexus.file_versions").await, 2);
+    assert_eq!(count(&env.pool, "SELECT count(*) FROM qinexus.import_files").await, 2);
+    assert_eq!(count(&env.pool, "SELECT count(*) FROM qinexus.import_batches").await, 2);
+    assert_eq!(count(&env.pool, "SELECT count(*) FROM qinexus.files WHERE current_version = 2").await, 1);
+}
+
 #[tokio::test]
 async fn a_failed_registration_leaves_no_rows_and_no_blob() {
     let env = env().await;

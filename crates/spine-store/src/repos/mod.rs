@@ -12,6 +12,7 @@ pub mod promotion;
 pub mod provenance;
 pub mod rate_limits;
 pub mod registration;
+mod registration_rows;
 pub mod registry;
 pub mod review;
 pub mod runtime;

@@ -4,11 +4,19 @@
 //!
 //! A file is (tenant, source, original name); a version is its bytes, unique per tenant by
 //! SHA-256. Bytes already registered are a duplicate capture pointing at the existing version.
+//!
+//! Statements per call (a group of arrivals, decision 0027): the sources, one lock statement, one
+//! hash lookup, the file upsert per new version (one or two statements: it decides the version
+//! number, so it runs item by item), then one INSERT per table for the whole group
+//! (`registration_rows`) and one for the jobs — 7 statements per new item before, 1–2 now.
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::registration_rows::{self, CaptureRow, VersionRow};
 use crate::queue::{self, NewJob};
 use crate::{StoreError, TenantTx};
 
@@ -86,69 +94,84 @@ pub async fn register_arrivals(
         sources.push(source_id);
     }
     lock_keys(tx, &keys).await?;
+    insert_items(tx, arrivals, &sources).await
+}
+
+/// Plans every item in order (a duplicate of bytes registered before, also earlier in this
+/// group; or a new version of its file, found or created here), then writes the group's rows
+/// with one statement per table and enqueues its jobs with one more.
+async fn insert_items(
+    tx: &mut TenantTx,
+    arrivals: &[(&Arrival, &[StoredItem])],
+    sources: &[Uuid],
+) -> Result<Vec<Vec<Registered>>, StoreError> {
+    let tenant = tx.tenant();
+    let hashes: Vec<&str> = arrivals.iter().flat_map(|(_, items)| items.iter().map(|i| i.sha256.as_str())).collect();
+    let mut known: HashMap<String, (Uuid, i32)> = versions_by_hash(tx, &hashes).await?;
+    let (mut captures, mut versions, mut jobs) = (Vec::new(), Vec::new(), Vec::new());
     let mut out = Vec::with_capacity(arrivals.len());
-    for ((arrival, items), source_id) in arrivals.iter().zip(sources) {
-        out.push(insert_items(tx, source_id, arrival, items).await?);
+    for ((arrival, items), &source_id) in arrivals.iter().zip(sources) {
+        let mut done = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            let capture_id = Uuid::now_v7();
+            let details = capture_details(item);
+            if let Some(&file) = known.get(&item.sha256) {
+                captures.push(CaptureRow { id: capture_id, arrival, sha256: &item.sha256, file, batch: None, details });
+                done.push(registered(item, capture_id, file.0, file.1, None, None));
+                continue;
+            }
+            let file = upsert_file(tx, source_id, arrival, item).await?;
+            known.insert(item.sha256.clone(), file);
+            let batch = Uuid::now_v7();
+            captures.push(CaptureRow {
+                id: capture_id,
+                arrival,
+                sha256: &item.sha256,
+                file,
+                batch: Some(batch),
+                details,
+            });
+            versions.push(VersionRow {
+                arrival,
+                source_id,
+                file,
+                batch,
+                capture: capture_id,
+                original_name: &item.original_name,
+                sha256: &item.sha256,
+                size: size_i64(item.size)?,
+                media_type: &item.media_type,
+            });
+            let (file_id, version) = file;
+            let mut job = NewJob::new(
+                tenant,
+                PROCESS_FILE_KIND,
+                json!({"type": "file_process.v1", "file_id": file_id, "version": version, "import_batch_id": batch}),
+            );
+            job.file_id = Some(file_id);
+            job.import_batch_id = Some(batch);
+            job.dedupe_key = Some(format!("{file_id}:{version}"));
+            jobs.push(job);
+            done.push(registered(item, capture_id, file_id, version, Some(batch), None));
+        }
+        out.push(done);
+    }
+    registration_rows::insert_rows(tx, &captures, &versions).await?;
+    let mut job_ids = queue::enqueue_many(tx.conn(), &jobs).await?.into_iter();
+    for r in out.iter_mut().flatten().filter(|r| !r.duplicate) {
+        r.job_id = job_ids.next().map(|e| e.id());
     }
     Ok(out)
 }
 
-async fn insert_items(
-    tx: &mut TenantTx,
-    source_id: Uuid,
-    arrival: &Arrival,
-    items: &[StoredItem],
-) -> Result<Vec<Registered>, StoreError> {
-    let tenant = tx.tenant();
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if let Some((file_id, version)) = version_by_hash(tx, &item.sha256).await? {
-            let capture_id = insert_capture(tx, arrival, item, Some((file_id, version)), None, true).await?;
-            out.push(registered(item, capture_id, file_id, version, None, None));
-            continue;
-        }
-        let batch = insert_batch(tx, source_id, arrival).await?;
-        let (file_id, version) = upsert_file(tx, source_id, arrival, item).await?;
-        let capture_id = insert_capture(tx, arrival, item, Some((file_id, version)), Some(batch), false).await?;
-        sqlx::query(
-            "INSERT INTO qinexus.file_versions (tenant_id, file_id, version, original_name, content_sha256, size_bytes, \
-                                                media_type, capture_event_id, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(tenant.as_uuid())
-        .bind(file_id)
-        .bind(version)
-        .bind(&item.original_name)
-        .bind(&item.sha256)
-        .bind(size_i64(item.size)?)
-        .bind(&item.media_type)
-        .bind(capture_id)
-        .bind(&arrival.captured_by)
-        .execute(tx.conn())
-        .await
-        .map_err(|e| StoreError::on_constraint(e, "file version"))?;
-        sqlx::query(
-            "INSERT INTO qinexus.import_files (tenant_id, import_batch_id, file_id, file_version) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(tenant.as_uuid())
-        .bind(batch)
-        .bind(file_id)
-        .bind(version)
-        .execute(tx.conn())
-        .await
-        .map_err(|e| StoreError::on_constraint(e, "import file"))?;
-        let mut job = NewJob::new(
-            tenant,
-            PROCESS_FILE_KIND,
-            json!({"type": "file_process.v1", "file_id": file_id, "version": version, "import_batch_id": batch}),
-        );
-        job.file_id = Some(file_id);
-        job.import_batch_id = Some(batch);
-        job.dedupe_key = Some(format!("{file_id}:{version}"));
-        let job_id = queue::enqueue(tx.conn(), &job).await?.id();
-        out.push(registered(item, capture_id, file_id, version, Some(batch), Some(job_id)));
+/// What a capture event records of its item beside the ingress's own details.
+fn capture_details(item: &StoredItem) -> Value {
+    let mut details = item.details.clone();
+    if let Value::Object(map) = &mut details {
+        map.insert("original_name".into(), Value::String(item.original_name.clone()));
+        map.insert("size_bytes".into(), json!(item.size));
     }
-    Ok(out)
+    details
 }
 
 fn registered(
@@ -225,28 +248,15 @@ async fn lock_keys(tx: &mut TenantTx, keys: &[String]) -> Result<(), StoreError>
     Ok(())
 }
 
-async fn version_by_hash(tx: &mut TenantTx, sha256: &str) -> Result<Option<(Uuid, i32)>, StoreError> {
-    Ok(sqlx::query_as("SELECT file_id, version FROM qinexus.file_versions WHERE content_sha256 = $1")
-        .bind(sha256)
-        .fetch_optional(tx.conn())
-        .await?)
-}
-
-async fn insert_batch(tx: &mut TenantTx, source_id: Uuid, arrival: &Arrival) -> Result<Uuid, StoreError> {
-    let tenant = tx.tenant();
-    sqlx::query_scalar(
-        "INSERT INTO qinexus.import_batches (id, tenant_id, source_id, profile, forced_profile, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+/// The registered versions among `hashes`, by hash.
+async fn versions_by_hash(tx: &mut TenantTx, hashes: &[&str]) -> Result<HashMap<String, (Uuid, i32)>, StoreError> {
+    let rows: Vec<(String, Uuid, i32)> = sqlx::query_as(
+        "SELECT content_sha256, file_id, version FROM qinexus.file_versions WHERE content_sha256 = ANY($1)",
     )
-    .bind(Uuid::now_v7())
-    .bind(tenant.as_uuid())
-    .bind(source_id)
-    .bind(&arrival.profile)
-    .bind(arrival.profile.is_some())
-    .bind(&arrival.captured_by)
-    .fetch_one(tx.conn())
-    .await
-    .map_err(|e| StoreError::on_constraint(e, "import batch"))
+    .bind(hashes)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().map(|(h, f, v)| (h, (f, v))).collect())
 }
 
 /// The file the item is a new version of (same source and name), or a new file; returns its id
@@ -293,42 +303,6 @@ async fn upsert_file(
     .await
     .map_err(|e| StoreError::on_constraint(e, "file"))?;
     Ok((id, 1))
-}
-
-async fn insert_capture(
-    tx: &mut TenantTx,
-    arrival: &Arrival,
-    item: &StoredItem,
-    file: Option<(Uuid, i32)>,
-    batch: Option<Uuid>,
-    duplicate: bool,
-) -> Result<Uuid, StoreError> {
-    let tenant = tx.tenant();
-    let mut details = item.details.clone();
-    if let Value::Object(map) = &mut details {
-        map.insert("original_name".into(), Value::String(item.original_name.clone()));
-        map.insert("size_bytes".into(), json!(item.size));
-    }
-    sqlx::query_scalar(
-        "INSERT INTO qiaccess.capture_events (id, tenant_id, ingress_kind, route, device_id, captured_by, content_sha256, \
-                                              file_id, file_version, import_batch_id, is_duplicate, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-    )
-    .bind(Uuid::now_v7())
-    .bind(tenant.as_uuid())
-    .bind(arrival.ingress_kind)
-    .bind(&arrival.route)
-    .bind(&arrival.device_id)
-    .bind(&arrival.captured_by)
-    .bind(&item.sha256)
-    .bind(file.map(|f| f.0))
-    .bind(file.map(|f| f.1))
-    .bind(batch)
-    .bind(duplicate)
-    .bind(sqlx::types::Json(&details))
-    .fetch_one(tx.conn())
-    .await
-    .map_err(|e| StoreError::on_constraint(e, "capture event"))
 }
 
 fn blob_lock_key(sha256: &str) -> String {
