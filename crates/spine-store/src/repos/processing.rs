@@ -52,32 +52,26 @@ pub async fn finish_import_file(
     batch_status: Option<&str>,
 ) -> Result<(), StoreError> {
     let status = if error.is_some() { "failed" } else { "processed" };
-    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "UPDATE qinexus.import_files SET status = $2, error_message = $3 WHERE id = $1 \
-         RETURNING import_batch_id, file_id",
+    // One statement (each processing job runs this once per file): the import file, its file,
+    // and the batch when asked.
+    let found: i64 = sqlx::query_scalar(
+        "WITH f AS (UPDATE qinexus.import_files SET status = $2, error_message = $3 WHERE id = $1 \
+                    RETURNING import_batch_id, file_id), \
+              x AS (UPDATE qinexus.files SET status = $2 WHERE id = (SELECT file_id FROM f)), \
+              b AS (UPDATE qinexus.import_batches SET status = $4, \
+                           summary = CASE WHEN $3::text IS NULL THEN summary \
+                                          ELSE summary || jsonb_build_object('error', $3::text) END \
+                    WHERE $4::text IS NOT NULL AND id = (SELECT import_batch_id FROM f)) \
+         SELECT count(*) FROM f",
     )
     .bind(import_file_id)
     .bind(status)
     .bind(error)
-    .fetch_optional(tx.conn())
+    .bind(batch_status)
+    .fetch_one(tx.conn())
     .await?;
-    let (batch, file) = row.ok_or(StoreError::NotFound)?;
-    sqlx::query("UPDATE qinexus.files SET status = $2 WHERE id = $1")
-        .bind(file)
-        .bind(status)
-        .execute(tx.conn())
-        .await?;
-    if let Some(b) = batch_status {
-        sqlx::query(
-            "UPDATE qinexus.import_batches SET status = $2, \
-                    summary = CASE WHEN $3::text IS NULL THEN summary ELSE summary || jsonb_build_object('error', $3::text) END \
-             WHERE id = $1",
-        )
-        .bind(batch)
-        .bind(b)
-        .bind(error)
-        .execute(tx.conn())
-        .await?;
+    if found == 0 {
+        return Err(StoreError::NotFound);
     }
     Ok(())
 }
