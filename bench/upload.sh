@@ -6,9 +6,10 @@
 #
 # Per round, alternating: the baseline (`sha256sum` of every file, then `cp -r`, then `sync`), then
 # a fresh `spine up` (release build, its own private cluster and data dir; startup is not timed)
-# receiving every file as `POST /v1/files?name=…` with a raw body from curl, PAR (default 4) at
-# a time. Every upload is a full registration: blob put (fsync), capture, file version, batch and
-# job in one transaction. RSS: VmRSS of `spine up` once idle, and VmHWM (peak) after the uploads.
+# receiving every file as `POST /v1/files?name=…` with a raw body from one curl process, PAR
+# (default 4) transfers at a time over reused connections (CLIENT=per-file: a curl per file).
+# Every upload is a full registration: blob put (fsync), capture, file version, batch and job in
+# one transaction. RSS: VmRSS of `spine up` once idle, and VmHWM (peak) after the uploads.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -17,6 +18,7 @@ WORK=${WORK:-/tmp/spine-upload-bench}
 SRC=${SRC:-/tmp/spine-blob-bench/src}
 ROUNDS=${ROUNDS:-2}
 PAR=${PAR:-4}
+CLIENT=${CLIENT:-one}   # one: a single curl, PAR transfers over reused connections; per-file: a curl process per file
 
 [[ -n ${BENCH_SPINE_BIN:-} ]] || (cd "$ROOT" && nice -n 19 cargo build --release -q -p spine)
 if [[ ! -f $SRC.complete ]]; then
@@ -35,7 +37,7 @@ now() { date +%s.%N; }
 find "$SRC" -type f -name '*.bin' -print0 | xargs -0 cat > /dev/null
 FILES=$(find "$SRC" -type f -name '*.bin' | wc -l)
 BYTES=$(find "$SRC" -type f -name '*.bin' -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
-echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), $FILES files, $BYTES bytes, $PAR uploads in flight"
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), $FILES files, $BYTES bytes, $PAR uploads in flight, client $CLIENT"
 
 RESULTS=()
 for round in $(seq "$ROUNDS"); do
@@ -61,16 +63,26 @@ for round in $(seq "$ROUNDS"); do
   RSS0=$(awk '/^VmRSS/ {print $2}' "/proc/$SPID/status")
   u0=$(now)
   export URL KEY
-  find "$SRC" -type f -name '*.bin' -print0 | xargs -0 -P "$PAR" -n 1 sh -c \
-    'curl -sS -o /dev/null -w "%{http_code}\n" -H "Authorization: Bearer $KEY" -H "Content-Type: application/octet-stream" \
-       -X POST -T "$1" "$URL/v1/files?name=$(basename "$1")"' _ > "$WORK/run/codes.txt"
+  if [[ $CLIENT == per-file ]]; then
+    find "$SRC" -type f -name '*.bin' -print0 | xargs -0 -P "$PAR" -n 1 sh -c \
+      'curl -sS -o /dev/null -w "%{http_code}\n" -H "Authorization: Bearer $KEY" -H "Content-Type: application/octet-stream" \
+         -X POST -T "$1" "$URL/v1/files?name=$(basename "$1")"' _ > "$WORK/run/codes.txt"
+  else
+    # One curl for every file: PAR transfers at a time over reused connections, as an agent or a
+    # browser uploads (the per-file client spends the two cores on starting 4,143 processes).
+    find "$SRC" -type f -name '*.bin' -printf 'upload-file = "%p"\nurl = "'"$URL"'/v1/files?name=%f"\noutput = "/dev/null"\n' \
+      > "$WORK/run/curl.cfg"
+    curl -sS --no-progress-meter --parallel --parallel-max "$PAR" -X POST -H "Authorization: Bearer $KEY" \
+      -H "Content-Type: application/octet-stream" -w '%{http_code}\n' -K "$WORK/run/curl.cfg" > "$WORK/run/codes.txt"
+  fi
   u1=$(now)
   HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$SPID/status")
   OK=$(grep -c '^202$' "$WORK/run/codes.txt" || true)
   [[ $OK == "$FILES" ]] || { sort "$WORK/run/codes.txt" | uniq -c; echo "not every upload was accepted" >&2; exit 1; }
-  echo "round $round: sha256sum $(echo "$t1 - $t0" | bc) s, cp $(echo "$t2 - $t1" | bc) s, sync $(echo "$t3 - $t2" | bc) s; upload $(echo "$u1 - $u0" | bc) s; RSS idle ${RSS0} KiB, peak ${HWM} KiB"
+  secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }   # bc prints ".57", which is not JSON
+  echo "round $round: sha256sum $(secs "$t0" "$t1") s, cp $(secs "$t1" "$t2") s, sync $(secs "$t2" "$t3") s; upload $(secs "$u0" "$u1") s; RSS idle ${RSS0} KiB, peak ${HWM} KiB"
   RESULTS+=("$(printf '{"hash":%s,"cp":%s,"sync":%s,"upload":%s,"rss0":%s,"hwm":%s}' \
-    "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$(echo "$t3 - $t2" | bc)" "$(echo "$u1 - $u0" | bc)" "$RSS0" "$HWM")")
+    "$(secs "$t0" "$t1")" "$(secs "$t1" "$t2")" "$(secs "$t2" "$t3")" "$(secs "$u0" "$u1")" "$RSS0" "$HWM")")
   cleanup
 done
 
