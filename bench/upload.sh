@@ -34,6 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }   # from $1 to $2 (bc prints ".57", which is not JSON)
 find "$SRC" -type f -name '*.bin' -print0 | xargs -0 cat > /dev/null
 FILES=$(find "$SRC" -type f -name '*.bin' | wc -l)
 BYTES=$(find "$SRC" -type f -name '*.bin' -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
@@ -79,7 +80,6 @@ for round in $(seq "$ROUNDS"); do
   HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$SPID/status")
   OK=$(grep -c '^202$' "$WORK/run/codes.txt" || true)
   [[ $OK == "$FILES" ]] || { sort "$WORK/run/codes.txt" | uniq -c; echo "not every upload was accepted" >&2; exit 1; }
-  secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }   # bc prints ".57", which is not JSON
   echo "round $round: sha256sum $(secs "$t0" "$t1") s, cp $(secs "$t1" "$t2") s, sync $(secs "$t2" "$t3") s; upload $(secs "$u0" "$u1") s; RSS idle ${RSS0} KiB, peak ${HWM} KiB"
   RESULTS+=("$(printf '{"hash":%s,"cp":%s,"sync":%s,"upload":%s,"rss0":%s,"hwm":%s}' \
     "$(secs "$t0" "$t1")" "$(secs "$t1" "$t2")" "$(secs "$t2" "$t3")" "$(secs "$u0" "$u1")" "$RSS0" "$HWM")")

@@ -9,6 +9,19 @@ use uuid::Uuid;
 use super::run::update_parents;
 use crate::StoreError;
 
+/// The guard both finish statements apply (`$1` the worker, `$2` the batch's ids, `d` the
+/// unnested batch): only a result for the attempt the worker still holds is applied.
+/// lease_owner stays set after an attempt (it names the last worker); it is compared through
+/// coalesce so that no plan walks the worker's whole history in an index on it instead of looking
+/// the batch up by primary key. No index on qiserver.jobs names a column either statement sets
+/// for a success, so a success is a HOT update (decision 0028).
+macro_rules! held_by_worker {
+    () => {
+        "WHERE j.id = ANY($2) AND j.id = d.id AND coalesce(j.lease_owner, '') = $1 AND j.state = 'running'
+           AND j.attempts = d.attempt"
+    };
+}
+
 /// How an attempt ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Finish {
@@ -74,16 +87,14 @@ async fn succeeded(tx: &mut sqlx::PgConnection, worker: &str, batch: &[&Finished
     let attempt: Vec<i32> = batch.iter().map(|f| f.attempt).collect();
     let started: Vec<DateTime<Utc>> = batch.iter().map(|f| f.started_at).collect();
     let ended: Vec<DateTime<Utc>> = batch.iter().map(|f| f.finished_at).collect();
-    let rows: Vec<(Uuid, Option<Uuid>, Option<Uuid>, String)> = sqlx::query_as(
+    let rows: Vec<(Uuid, Option<Uuid>, Option<Uuid>, String)> = sqlx::query_as(concat!(
         "UPDATE qiserver.jobs j
          SET state = 'succeeded', lease_expires_at = NULL, updated_at = now(), started_at = d.started_at,
              finished_at = d.finished_at, last_error_class = NULL, last_error_message = NULL
-         FROM unnest($2::uuid[], $3::int4[], $4::timestamptz[], $5::timestamptz[]) AS d(id, attempt, started_at, finished_at)
-         -- A HOT update (decision 0028); the guard is the general statement's.
-         WHERE j.id = ANY($2) AND j.id = d.id AND coalesce(j.lease_owner, '') = $1 AND j.state = 'running'
-           AND j.attempts = d.attempt
-         RETURNING j.id, j.parent_job_id, j.connection_id, j.kind",
-    )
+         FROM unnest($2::uuid[], $3::int4[], $4::timestamptz[], $5::timestamptz[]) AS d(id, attempt, started_at, finished_at) ",
+        held_by_worker!(),
+        " RETURNING j.id, j.parent_job_id, j.connection_id, j.kind"
+    ))
     .bind(worker)
     .bind(&id)
     .bind(&attempt)
@@ -149,7 +160,7 @@ async fn ended_otherwise(
         message.push(m.map(clean_message));
         outcome.push(o);
     }
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "WITH d AS (
              SELECT * FROM unnest($2::uuid[], $3::int4[], $4::timestamptz[], $5::timestamptz[], $6::text[],
                                   $7::timestamptz[], $8::text[], $9::text[], $10::text[])
@@ -162,14 +173,9 @@ async fn ended_otherwise(
                  last_error_class = CASE WHEN d.outcome = 'released' THEN j.last_error_class ELSE d.error_class END,
                  last_error_message = CASE WHEN d.outcome = 'released' THEN j.last_error_message ELSE d.error_message END,
                  finished_at = CASE WHEN d.state IN ('succeeded', 'quarantined') THEN d.finished_at END
-             FROM d
-             -- No index on qiserver.jobs changes here, so a success is a HOT update (decision
-             -- 0028). lease_owner stays set after an attempt (it names the last worker); it is
-             -- compared through coalesce so that no plan walks the worker's whole history in
-             -- jobs_lease_owner instead of looking the batch up by primary key.
-             WHERE j.id = ANY($2) AND j.id = d.id AND coalesce(j.lease_owner, '') = $1 AND j.state = 'running'
-               AND j.attempts = d.attempt
-             RETURNING j.id, j.tenant_id, j.parent_job_id, d.attempt, d.started_at, d.finished_at, d.outcome,
+             FROM d ",
+        held_by_worker!(),
+        " RETURNING j.id, j.tenant_id, j.parent_job_id, d.attempt, d.started_at, d.finished_at, d.outcome,
                        d.error_class, d.error_message, j.state, j.connection_id, j.kind),
          a AS (
              INSERT INTO qiserver.job_attempts (tenant_id, job_id, attempt, worker_id, started_at, finished_at, outcome,
@@ -181,8 +187,8 @@ async fn ended_otherwise(
              FROM u WHERE outcome <> 'succeeded')
          SELECT id, parent_job_id, state, connection_id, CASE WHEN connection_id IS NOT NULL THEN kind END AS kind,
                 outcome, error_class, error_message
-         FROM u",
-    )
+         FROM u"
+    ))
     .bind(worker)
     .bind(&id)
     .bind(&attempt)
