@@ -14,7 +14,7 @@ set -euo pipefail
 N=${1:-10000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-SPINE=${BENCH_SPINE_BIN:-$TARGET/release/spine}   # BENCH_SPINE_BIN: another build to measure (not rebuilt; not SPINE_*, which spine reads as settings)
+SPINE=$(realpath -m "${BENCH_SPINE_BIN:-$TARGET/release/spine}")   # BENCH_SPINE_BIN: another build to measure (not rebuilt; not SPINE_*, which spine reads as settings); absolute, since spine runs in its own directory
 PEERS=$ROOT/../shared/bench-peers
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 WORK=${WORK:-/tmp/spine-inbox-bench}

@@ -13,7 +13,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-SPINE=${BENCH_SPINE_BIN:-$TARGET/release/spine}   # BENCH_SPINE_BIN: another build to measure (not rebuilt; not SPINE_*, which spine reads as settings)
+SPINE=$(realpath -m "${BENCH_SPINE_BIN:-$TARGET/release/spine}")   # BENCH_SPINE_BIN: another build to measure (not rebuilt; not SPINE_*, which spine reads as settings); absolute, since spine runs in its own directory
 WORK=${WORK:-/tmp/spine-upload-bench}
 SRC=${SRC:-/tmp/spine-blob-bench/src}
 ROUNDS=${ROUNDS:-2}

@@ -11,6 +11,7 @@ pub mod migrate;
 pub mod queue;
 pub mod repos;
 mod scope;
+pub mod statistics;
 pub mod vault;
 
 pub use error::StoreError;

@@ -9,6 +9,11 @@ use super::BlobError;
 /// Size of the read buffer of a put (and of fsck's re-hash).
 pub(crate) const READ_CHUNK: usize = 1024 * 1024;
 
+/// A put's buffer starts this small and grows (fourfold each time, up to [`READ_CHUNK`]) once the
+/// put has read twice its size: zeroing a 1 MiB buffer for every small upload was the largest
+/// single CPU cost in Spine of registering 64 KiB files (bench/README.md, session 7).
+const FIRST_CHUNK: usize = 64 * 1024;
+
 /// Hashes and counts what a put reads.
 pub(crate) struct Ingest {
     hasher: Sha256,
@@ -19,6 +24,19 @@ pub(crate) struct Ingest {
 impl Ingest {
     pub(crate) fn new(limit: Option<u64>) -> Self {
         Self { hasher: Sha256::new(), total: 0, limit }
+    }
+
+    /// A buffer for the first reads; pass it to [`Ingest::grow`] after each read.
+    pub(crate) fn buffer() -> Vec<u8> {
+        vec![0u8; FIRST_CHUNK]
+    }
+
+    /// Grows `buf` towards [`READ_CHUNK`] once the put has read twice its size, so a small
+    /// file never pays for a large buffer and a large one soon reads a megabyte at a time.
+    pub(crate) fn grow(&self, buf: &mut Vec<u8>) {
+        if buf.len() < READ_CHUNK && self.total >= 2 * buf.len() as u64 {
+            buf.resize((buf.len() * 4).min(READ_CHUNK), 0);
+        }
     }
 
     /// Reads the next chunk into `buf` (0 at the end), hashing it. `TooLarge` as soon as the

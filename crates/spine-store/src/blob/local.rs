@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
-use super::ingest::{Ingest, READ_CHUNK};
+use super::ingest::Ingest;
 use super::{BlobError, BlobInfo, PutBlob, TempEntry, check_hash};
 
 #[derive(Clone, Debug)]
@@ -89,13 +89,14 @@ impl LocalBlobs {
             .await
             .map_err(BlobError::io(format!("creating {}", tmp.0.display())))?;
         let mut ingest = Ingest::new(max_size);
-        let mut buf = vec![0u8; READ_CHUNK];
+        let mut buf = Ingest::buffer();
         loop {
             let n = ingest.read(&mut reader, &mut buf).await?;
             if n == 0 {
                 break;
             }
             file.write_all(&buf[..n]).await.map_err(BlobError::io("writing a temp file"))?;
+            ingest.grow(&mut buf);
         }
         file.flush().await.map_err(BlobError::io("writing a temp file"))?;
         let (sha256, size) = ingest.finish();

@@ -23,7 +23,7 @@ use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload, Ret
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
 
-use super::ingest::{Ingest, READ_CHUNK};
+use super::ingest::Ingest;
 use super::{BlobError, BlobInfo, PutBlob, S3Config, TempEntry, check_hash};
 
 /// Size of a multipart upload's parts (S3 needs at least 5 MiB for all but the last).
@@ -107,18 +107,19 @@ impl S3Blobs {
         max_size: Option<u64>,
     ) -> Result<PutBlob, BlobError> {
         let mut ingest = Ingest::new(max_size);
-        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut chunk = Ingest::buffer();
         let mut part: Vec<u8> = Vec::with_capacity(PART_SIZE);
         let mut pending = Pending { store: self.store.clone(), upload: None, tmp: None };
         let mut in_flight: VecDeque<UploadPart> = VecDeque::new();
         loop {
             // Never read past the part's end, so the part buffer never grows.
-            let room = (PART_SIZE - part.len()).min(READ_CHUNK);
+            let room = (PART_SIZE - part.len()).min(chunk.len());
             let n = ingest.read(&mut reader, &mut chunk[..room]).await?;
             if n == 0 {
                 break;
             }
             part.extend_from_slice(&chunk[..n]);
+            ingest.grow(&mut chunk);
             if part.len() >= PART_SIZE {
                 if pending.upload.is_none() {
                     let tmp = Path::from(format!("tmp/{}", uuid::Uuid::new_v4().simple()));

@@ -11,7 +11,7 @@ use spine_api::{ApiConfig, AppState};
 use spine_core::auth::SessionSigner;
 use spine_core::secret::Secret;
 use spine_pipeline::register::Registrar;
-use spine_pipeline::{Heartbeat, HeartbeatConfig, Supervisor};
+use spine_pipeline::{Heartbeat, HeartbeatConfig, StatisticsKeeper, Supervisor};
 use spine_store::Store;
 
 use crate::commands::admin;
@@ -73,6 +73,8 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
         HeartbeatConfig { hostname: hostname(), endpoint_url: url.clone(), interval: Duration::from_secs(60) },
     );
     supervisor.spawn("heartbeat", |s| heartbeat.run(s));
+    let keeper = StatisticsKeeper::new(db.pool.clone(), Duration::from_secs(2));
+    supervisor.spawn("statistics", |s| keeper.run(s));
     let refresher = spine_pipeline::connectors::oauth_refresh::OAuthRefresher::new(
         store.clone(),
         vault_keys,

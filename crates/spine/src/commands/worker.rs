@@ -6,7 +6,7 @@ use std::time::Duration;
 use spine_pipeline::cron::{Scheduler, SchedulerConfig};
 use spine_pipeline::process::PROCESS_FILE_KIND;
 use spine_pipeline::worker::{Worker, WorkerConfig, WorkerStats};
-use spine_pipeline::{Janitor, Supervisor};
+use spine_pipeline::{Janitor, StatisticsKeeper, Supervisor};
 use spine_store::Store;
 use spine_store::blob::BlobStore;
 use sqlx::PgPool;
@@ -76,6 +76,9 @@ pub async fn run(pool: &PgPool, settings: &Settings, args: WorkerArgs) -> Result
     let blobs = crate::commands::fsck::open_blobs(settings).await?;
     let mut supervisor = Supervisor::new();
     let stats = spawn(&mut supervisor, pool, settings, &args, blobs)?;
+    // `spine up` runs one too; they take turns through an advisory lock.
+    let keeper = StatisticsKeeper::new(pool.clone(), Duration::from_secs(2));
+    supervisor.spawn("statistics", |s| keeper.run(s));
     let metrics = match &args.metrics_listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
