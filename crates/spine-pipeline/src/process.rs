@@ -26,8 +26,11 @@ enum Payload {
 }
 
 /// Media types whose content is staged as rows.
+const STRUCTURED: [&str; 4] = ["text/csv", "text/tab-separated-values", "application/json", "application/x-ndjson"];
+
+/// Whether a file of this media type is staged as rows.
 pub fn is_structured(media_type: &str) -> bool {
-    matches!(media_type, "text/csv" | "text/tab-separated-values" | "application/json" | "application/x-ndjson")
+    STRUCTURED.contains(&media_type)
 }
 
 /// Adds the processing handler (it needs the blob store) to `handlers`.
@@ -45,14 +48,17 @@ fn store_error(e: StoreError) -> JobError {
 async fn run(ctx: JobContext, blobs: BlobStore) -> Result<(), JobError> {
     let Payload::V1 { file_id, version, import_batch_id } = ctx.payload_as()?;
     let mut tx = ctx.store.tenant_tx(ctx.tenant).await.map_err(store_error)?;
-    let file = processing::lock_import_file(&mut tx, import_batch_id, file_id, version).await.map_err(store_error)?;
+    // Files with nothing to stage are finished by the statement that locks them.
+    let (file, finished) =
+        processing::lock_and_finish_unstaged(&mut tx, import_batch_id, file_id, version, &STRUCTURED)
+            .await
+            .map_err(store_error)?;
+    if finished {
+        return tx.commit().await.map_err(store_error);
+    }
     if file.status != "registered" && file.status != "processing" {
         tracing::info!(%file_id, version, status = %file.status, "file already processed");
         return Ok(());
-    }
-    if !is_structured(&file.media_type) {
-        processing::finish_import_file(&mut tx, file.id, None, Some("registered")).await.map_err(store_error)?;
-        return tx.commit().await.map_err(store_error);
     }
     match stage_and_propose(&mut tx, &blobs, &file, import_batch_id, file_id).await {
         Ok(()) => {

@@ -125,6 +125,45 @@ async fn versions_duplicates_and_one_transaction() {
     assert_eq!((orig.as_str(), stored.as_str()), ("../../etc/CON.csv", "_CON.csv"));
 }
 
+/// A file with nothing to stage is finished by the statement that locks it: its batch entry and
+/// file become `processed`, its batch `registered`; a second run of its job changes nothing, and
+/// a structured file next to it still goes through staging.
+#[tokio::test]
+async fn unstaged_files_finish_in_the_locking_statement_and_a_rerun_changes_nothing() {
+    let env = env().await;
+    let bin = put(&env, "photo.bin", &[0u8, 159, 146, 150, 0, 1, 2, 3]).await;
+    let csv = put(&env, "people.csv", b"name,email\nAda,ada@example.org\n").await;
+    process_all(&env).await;
+    let state = |file: Uuid| {
+        let pool = env.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, String, String, Option<String>)>(
+                "SELECT i.status, f.status, b.status, i.error_message FROM qinexus.import_files i \
+                 JOIN qinexus.files f ON f.id = i.file_id JOIN qinexus.import_batches b ON b.id = i.import_batch_id \
+                 WHERE i.file_id = $1",
+            )
+            .bind(file)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let done = ("processed".to_owned(), "processed".to_owned(), "registered".to_owned(), None);
+    assert_eq!(state(bin.file_id).await, done);
+    let (_, _, csv_batch, _) = state(csv.file_id).await;
+    assert_ne!(csv_batch, "registered", "the CSV's batch is staged, not merely registered");
+    assert_eq!(count(&env.pool, "SELECT count(*) FROM staging.import_rows").await, 1);
+    // Run the binary file's job again: it finds the file processed and leaves everything as is.
+    sqlx::query("UPDATE qiserver.jobs SET state = 'queued', run_at = now(), attempts = 0 WHERE file_id = $1")
+        .bind(bin.file_id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    process_all(&env).await;
+    assert_eq!(state(bin.file_id).await, done);
+    assert_eq!(count(&env.pool, "SELECT count(*) FROM staging.import_rows").await, 1);
+}
+
 /// One arrival of several items, registered with one statement per table: a duplicate of an
 /// item earlier in the same arrival, and a new version of a file the same arrival created.
 #[tokio::test]

@@ -50,21 +50,20 @@ impl Store {
     }
 
     async fn scoped_tx(&self, tenant: TenantId, role: &'static str) -> Result<TenantTx, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('role', $2, true), set_config('spine.tenant_id', $1, true)")
-            .bind(tenant.to_string())
-            .bind(role)
-            .execute(&mut *tx)
+        // One round trip: BEGIN and both settings as one simple query. The role is one of ours
+        // and the tenant a UUID (hex and dashes), so nothing here needs quoting.
+        let tx = self
+            .pool
+            .begin_with(sqlx::AssertSqlSafe(format!(
+                "BEGIN; SET LOCAL ROLE {role}; SET LOCAL spine.tenant_id = '{tenant}'"
+            )))
             .await?;
         Ok(TenantTx { tx, tenant })
     }
 
     pub async fn read_tx(&self) -> Result<ReadTx, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-        sqlx::query("SELECT set_config('role', 'spine_app', true), set_config('spine.tenant_id', '', true)")
-            .execute(&mut *tx)
-            .await?;
+        let tx =
+            self.pool.begin_with("BEGIN READ ONLY; SET LOCAL ROLE spine_app; SET LOCAL spine.tenant_id = ''").await?;
         Ok(ReadTx { tx })
     }
 

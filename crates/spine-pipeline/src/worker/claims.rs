@@ -9,7 +9,7 @@
 //! Claims are fair across tenants (decision 0025). While the database has a single tenant the
 //! worker claims that tenant's jobs directly (`queue::claim_tenant`, one index scan instead of
 //! two, the same jobs); it asks again whether that still holds every second and whenever a
-//! claim comes back short, so a new tenant's jobs wait at most a second behind a busy one.
+//! claim comes back empty, so a new tenant's jobs wait at most a second behind a busy one.
 
 use std::future::Future as _;
 use std::time::{Duration, Instant};
@@ -93,8 +93,10 @@ impl Claims {
         match res {
             Ok(Ok(jobs)) => {
                 self.drained = jobs.len() < limit;
-                if self.drained {
-                    // A short claim may mean another tenant appeared: ask again next time.
+                if jobs.is_empty() {
+                    // An empty claim may mean the notification was another tenant's: ask again
+                    // next time. (A short one found the tenant's own jobs; asking after each
+                    // cost a round trip per job when jobs trickle in one at a time.)
                     self.solo = None;
                 }
                 jobs

@@ -62,11 +62,12 @@ impl Enqueued {
     }
 }
 
-/// The batch insert; `$conflict` is empty or the dedupe clause.
+/// The batch insert; `$conflict` is empty or the dedupe clause. When it inserts anything it also
+/// notifies idle workers (delivered at commit; `$14` is the channel), in the same round trip.
 macro_rules! insert_jobs {
     ($conflict:literal) => {
         concat!(
-            "INSERT INTO qiserver.jobs (id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key,
+            "WITH ins AS (INSERT INTO qiserver.jobs (id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key,
                                         file_id, import_batch_id, parent_job_id, schedule_id, connection_id)
              SELECT id, tenant_id, kind, payload, priority, coalesce(run_at, now()), max_attempts, dedupe_key,
                     file_id, import_batch_id, parent_job_id, schedule_id, connection_id
@@ -75,7 +76,9 @@ macro_rules! insert_jobs {
                   AS t(id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key, file_id,
                        import_batch_id, parent_job_id, schedule_id, connection_id) ",
             $conflict,
-            " RETURNING id, parent_job_id"
+            " RETURNING id, parent_job_id)
+             SELECT i.id, i.parent_job_id FROM ins i
+             CROSS JOIN (SELECT pg_notify($14, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_new) AS notified"
         )
     };
 }
@@ -151,6 +154,7 @@ pub async fn enqueue_many(conn: &mut sqlx::PgConnection, jobs: &[NewJob]) -> Res
         .bind(&parent)
         .bind(&schedule)
         .bind(&connection)
+        .bind(super::CHANNEL)
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| StoreError::on_constraint(e, "job"))?;
@@ -165,7 +169,6 @@ pub async fn enqueue_many(conn: &mut sqlx::PgConnection, jobs: &[NewJob]) -> Res
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("SELECT pg_notify($1, '')").bind(super::CHANNEL).execute(&mut *conn).await?;
 
     let fresh: std::collections::HashSet<Uuid> = inserted.iter().map(|(i, _)| *i).collect();
     let mut out = Vec::with_capacity(n);

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use spine_core::auth::{GeneratedKey, Scope};
 use uuid::Uuid;
 
-use crate::{StoreError, SystemTx, TenantTx};
+use crate::{Store, StoreError, SystemTx, TenantTx};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ApiKey {
@@ -43,6 +43,8 @@ pub struct KeyAuth {
     pub scopes: Vec<String>,
     pub active: bool,
     pub tenant_active: bool,
+    /// Its last use was recorded more than a minute ago (or never).
+    pub stale: bool,
 }
 
 const API_COLS: &str =
@@ -142,29 +144,33 @@ pub async fn revoke_any(tx: &mut SystemTx, id_or_prefix: &str, revoked_by: &str)
     Err(StoreError::NotFound)
 }
 
-/// Looks a presented key up by prefix, for authentication.
-pub async fn lookup(tx: &mut SystemTx, prefix: &str) -> Result<Option<KeyAuth>, StoreError> {
+/// Looks a presented key up by prefix, for authentication: one statement, outside any
+/// transaction (every API request runs it). `stale` says whether its use should be recorded.
+pub async fn lookup(store: &Store, prefix: &str) -> Result<Option<KeyAuth>, StoreError> {
     let sql = if prefix.starts_with("ssk_") {
-        "SELECT id, NULL::uuid AS tenant_id, key_hash, '{}'::text[] AS scopes, status = 'active' AS active, true AS tenant_active
+        "SELECT id, NULL::uuid AS tenant_id, key_hash, '{}'::text[] AS scopes, status = 'active' AS active, true AS tenant_active,
+                last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale
          FROM qivault.service_keys WHERE key_prefix = $1"
     } else {
         "SELECT k.id, k.tenant_id, k.key_hash, k.scopes,
                 k.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > now()) AS active,
-                t.status = 'active' AS tenant_active
+                t.status = 'active' AS tenant_active,
+                k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute' AS stale
          FROM qivault.api_keys k JOIN core.tenants t ON t.id = k.tenant_id WHERE k.key_prefix = $1"
     };
-    Ok(sqlx::query_as(sql).bind(prefix).fetch_optional(tx.conn()).await?)
+    Ok(sqlx::query_as(sql).bind(prefix).fetch_optional(store.pool()).await?)
 }
 
-/// Records use; writes at most once a minute per key to keep hot keys cheap.
-pub async fn touch(tx: &mut SystemTx, prefix: &str) -> Result<(), StoreError> {
+/// Records use of a key that authenticated; writes at most once a minute per key (callers skip
+/// it unless [`KeyAuth::stale`]), so hot keys cost no write.
+pub async fn touch(store: &Store, prefix: &str) -> Result<(), StoreError> {
     let table = if prefix.starts_with("ssk_") { "qivault.service_keys" } else { "qivault.api_keys" };
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {table} SET last_used_at = now() WHERE key_prefix = $1
          AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
     )))
     .bind(prefix)
-    .execute(tx.conn())
+    .execute(store.pool())
     .await?;
     Ok(())
 }

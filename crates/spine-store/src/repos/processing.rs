@@ -42,6 +42,51 @@ pub async fn lock_import_file(
     .ok_or(StoreError::NotFound)
 }
 
+/// [`lock_import_file`], and when the file version is still to be processed and its media type
+/// is not one of `staged_types`, also its outcome (processed; the batch `registered`), all in one
+/// statement: what a processing job does for most files. Returns the entry as it was locked, and
+/// whether it was finished here.
+pub async fn lock_and_finish_unstaged(
+    tx: &mut TenantTx,
+    import_batch_id: Uuid,
+    file_id: Uuid,
+    version: i32,
+    staged_types: &[&str],
+) -> Result<(ImportFile, bool), StoreError> {
+    let row: Option<Locked> = sqlx::query_as(
+        "WITH t AS (SELECT f.id, f.status, v.original_name, v.content_sha256, v.size_bytes, v.media_type, b.profile, \
+                           b.forced_profile \
+                    FROM qinexus.import_files f \
+                    JOIN qinexus.file_versions v ON v.file_id = f.file_id AND v.version = f.file_version \
+                    JOIN qinexus.import_batches b ON b.id = f.import_batch_id \
+                    WHERE f.import_batch_id = $1 AND f.file_id = $2 AND f.file_version = $3 \
+                    FOR UPDATE OF f), \
+              done AS (UPDATE qinexus.import_files i SET status = 'processed', error_message = NULL FROM t \
+                       WHERE i.id = t.id AND t.status IN ('registered', 'processing') \
+                         AND NOT (t.media_type = ANY($4)) \
+                       RETURNING i.import_batch_id, i.file_id), \
+              x AS (UPDATE qinexus.files SET status = 'processed' WHERE id = (SELECT file_id FROM done)), \
+              b AS (UPDATE qinexus.import_batches SET status = 'registered' \
+                    WHERE id = (SELECT import_batch_id FROM done)) \
+         SELECT t.*, EXISTS (SELECT 1 FROM done) AS finished FROM t",
+    )
+    .bind(import_batch_id)
+    .bind(file_id)
+    .bind(version)
+    .bind(staged_types)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Locked { file, finished } = row.ok_or(StoreError::NotFound)?;
+    Ok((file, finished))
+}
+
+#[derive(sqlx::FromRow)]
+struct Locked {
+    #[sqlx(flatten)]
+    file: ImportFile,
+    finished: bool,
+}
+
 /// Records the outcome: the import file, the file and (unless staging already did) the batch.
 /// `batch_status` is `registered` for files with nothing to stage, `failed` when the file could
 /// not be processed; `None` leaves the batch as staging left it.

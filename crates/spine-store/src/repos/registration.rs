@@ -260,7 +260,8 @@ async fn versions_by_hash(tx: &mut TenantTx, hashes: &[&str]) -> Result<HashMap<
 }
 
 /// The file the item is a new version of (same source and name), or a new file; returns its id
-/// and the version number the item becomes.
+/// and the version number the item becomes. One statement either way: the insert turns into the
+/// new version's update on the `(tenant_id, source_id, original_name)` key.
 async fn upsert_file(
     tx: &mut TenantTx,
     source_id: Uuid,
@@ -268,27 +269,15 @@ async fn upsert_file(
     item: &StoredItem,
 ) -> Result<(Uuid, i32), StoreError> {
     let tenant = tx.tenant();
-    let updated: Option<(Uuid, i32)> = sqlx::query_as(
-        "UPDATE qinexus.files SET current_version = current_version + 1, content_sha256 = $3, size_bytes = $4, \
-                media_type = $5, status = 'registered', updated_by = $6 \
-         WHERE source_id = $1 AND original_name = $2 \
-         RETURNING id, current_version",
-    )
-    .bind(source_id)
-    .bind(&item.original_name)
-    .bind(&item.sha256)
-    .bind(size_i64(item.size)?)
-    .bind(&item.media_type)
-    .bind(&arrival.captured_by)
-    .fetch_optional(tx.conn())
-    .await?;
-    if let Some(found) = updated {
-        return Ok(found);
-    }
-    let id: Uuid = sqlx::query_scalar(
+    sqlx::query_as(
         "INSERT INTO qinexus.files (id, tenant_id, source_id, original_name, storage_name, content_sha256, size_bytes, \
                                     media_type, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (tenant_id, source_id, original_name) DO UPDATE \
+         SET current_version = qinexus.files.current_version + 1, content_sha256 = excluded.content_sha256, \
+             size_bytes = excluded.size_bytes, media_type = excluded.media_type, status = 'registered', \
+             updated_by = excluded.created_by \
+         RETURNING id, current_version",
     )
     .bind(Uuid::now_v7())
     .bind(tenant.as_uuid())
@@ -301,8 +290,7 @@ async fn upsert_file(
     .bind(&arrival.captured_by)
     .fetch_one(tx.conn())
     .await
-    .map_err(|e| StoreError::on_constraint(e, "file"))?;
-    Ok((id, 1))
+    .map_err(|e| StoreError::on_constraint(e, "file"))
 }
 
 fn blob_lock_key(sha256: &str) -> String {
