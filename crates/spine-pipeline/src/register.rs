@@ -229,7 +229,7 @@ async fn try_register(
     arrivals: &[(&Arrival, &[StoredItem])],
     items: &[Pending],
 ) -> Result<Vec<Vec<Registered>>, RegisterError> {
-    let mut tx = store.ingest_tx(tenant).await?;
+    let mut tx = store.ingest_tx_generic_plans(tenant).await?;
     let done = registration::register_arrivals(&mut tx, arrivals).await?;
     // Under the hash locks register took: a blob another arrival's cleanup removed between
     // our put and now would leave a version without bytes.

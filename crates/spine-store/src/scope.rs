@@ -40,22 +40,35 @@ impl Store {
     }
 
     pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx, StoreError> {
-        self.scoped_tx(tenant, "spine_app").await
+        self.scoped_tx(tenant, "spine_app", "").await
     }
 
     /// A tenant transaction for ingress code, as the role `spine_ingest`: it may write capture,
     /// file/batch and staging tables and enqueue jobs, and nothing canonical (decision 0018).
     pub async fn ingest_tx(&self, tenant: TenantId) -> Result<TenantTx, StoreError> {
-        self.scoped_tx(tenant, "spine_ingest").await
+        self.scoped_tx(tenant, "spine_ingest", "").await
     }
 
-    async fn scoped_tx(&self, tenant: TenantId, role: &'static str) -> Result<TenantTx, StoreError> {
-        // One round trip: BEGIN and both settings as one simple query. The role is one of ours
+    /// [`Store::ingest_tx`] whose statements run with generic plans (`plan_cache_mode`), for
+    /// registration: PostgreSQL plans a statement with an array parameter afresh on every run
+    /// (its generic plan looks dearer than a custom one for a one-element array), and for the
+    /// hash lookup of a small group that planning cost several times its execution.
+    pub async fn ingest_tx_generic_plans(&self, tenant: TenantId) -> Result<TenantTx, StoreError> {
+        self.scoped_tx(tenant, "spine_ingest", "; SET LOCAL plan_cache_mode = force_generic_plan").await
+    }
+
+    async fn scoped_tx(
+        &self,
+        tenant: TenantId,
+        role: &'static str,
+        more: &'static str,
+    ) -> Result<TenantTx, StoreError> {
+        // One round trip: BEGIN and the settings as one simple query. The role is one of ours
         // and the tenant a UUID (hex and dashes), so nothing here needs quoting.
         let tx = self
             .pool
             .begin_with(sqlx::AssertSqlSafe(format!(
-                "BEGIN; SET LOCAL ROLE {role}; SET LOCAL spine.tenant_id = '{tenant}'"
+                "BEGIN; SET LOCAL ROLE {role}; SET LOCAL spine.tenant_id = '{tenant}'{more}"
             )))
             .await?;
         Ok(TenantTx { tx, tenant })
