@@ -10,8 +10,8 @@
 //! leaves the flush and the link to a group: one file-system flush for the data of every temp
 //! file of the group, the links, one more flush for the new names.
 
-use std::io::ErrorKind;
-use std::os::unix::fs::MetadataExt;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,6 +21,10 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use super::ingest::Ingest;
 use super::{BlobError, BlobInfo, PutBlob, TempEntry, check_hash};
+
+/// A put gathers up to this many bytes in memory before it writes any (see
+/// [`LocalBlobs::write_temp`]): small enough that many uploads in flight stay cheap in memory.
+const IN_MEMORY: usize = 256 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct LocalBlobs {
@@ -74,31 +78,52 @@ impl LocalBlobs {
     }
 
     /// Streams the reader into a new temp file (written, not fsynced); returns it with its open
-    /// handle, hash and size.
+    /// handle, hash and size. The first [`IN_MEMORY`] bytes are gathered in memory: a body that
+    /// ends within them (most files) is written by one blocking call that creates, fills and
+    /// hands back the file, instead of a blocking call per chunk.
     pub(crate) async fn write_temp(
         &self,
         mut reader: impl AsyncRead + Unpin + Send,
         max_size: Option<u64>,
     ) -> Result<(TempFile, tokio::fs::File, String, u64), BlobError> {
         let tmp = TempFile(self.root.join("tmp").join(format!("{}.part", uuid::Uuid::new_v4().simple())));
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o444) // blobs are immutable; the open handle can still write
-            .open(&tmp.0)
-            .await
-            .map_err(BlobError::io(format!("creating {}", tmp.0.display())))?;
         let mut ingest = Ingest::new(max_size);
         let mut buf = Ingest::buffer();
-        loop {
+        let mut head: Vec<u8> = Vec::new();
+        let ended = loop {
             let n = ingest.read(&mut reader, &mut buf).await?;
             if n == 0 {
-                break;
+                break true;
             }
-            file.write_all(&buf[..n]).await.map_err(BlobError::io("writing a temp file"))?;
-            ingest.grow(&mut buf);
+            head.extend_from_slice(&buf[..n]);
+            if head.len() >= IN_MEMORY {
+                break false;
+            }
+        };
+        let path = tmp.0.clone();
+        let file = blocking(move || {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o444) // blobs are immutable; the open handle can still write
+                .open(&path)
+                .map_err(BlobError::io(format!("creating {}", path.display())))?;
+            file.write_all(&head).map_err(BlobError::io("writing a temp file"))?;
+            Ok(file)
+        })
+        .await?;
+        let mut file = tokio::fs::File::from_std(file);
+        if !ended {
+            loop {
+                ingest.grow(&mut buf);
+                let n = ingest.read(&mut reader, &mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                file.write_all(&buf[..n]).await.map_err(BlobError::io("writing a temp file"))?;
+            }
+            file.flush().await.map_err(BlobError::io("writing a temp file"))?;
         }
-        file.flush().await.map_err(BlobError::io("writing a temp file"))?;
         let (sha256, size) = ingest.finish();
         Ok((tmp, file, sha256, size))
     }
