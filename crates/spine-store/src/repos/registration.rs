@@ -148,9 +148,12 @@ async fn insert_items(
                 PROCESS_FILE_KIND,
                 json!({"type": "file_process.v1", "file_id": file_id, "version": version, "import_batch_id": batch}),
             );
+            // No dedupe key: a version gets its one job here, in the transaction that creates the
+            // version. A key would also make every finish of these jobs a non-HOT update (the key
+            // leaves `jobs_dedupe_active` when the job ends; decision 0028) and every insert take
+            // the ON CONFLICT path.
             job.file_id = Some(file_id);
             job.import_batch_id = Some(batch);
-            job.dedupe_key = Some(format!("{file_id}:{version}"));
             jobs.push(job);
             done.push(registered(item, capture_id, file_id, version, Some(batch), None));
         }
