@@ -181,7 +181,7 @@ impl Cluster {
         if let Some(users) = self.users.take() {
             let _start_lock = lock(&self.layout).await?;
             drop(users);
-            let Some(_last) = try_users_lock_exclusive(&self.layout)? else {
+            let Some(_last) = last_user_lock(&self.layout).await? else {
                 tracing::info!(dir = %self.layout.dir.display(), "PostgreSQL left running: other processes use it");
                 if let Some(pm) = self.postmaster.take() {
                     pm.detach();
@@ -256,6 +256,20 @@ fn users_lock(layout: &Layout) -> Result<std::fs::File, EmbeddedError> {
 }
 
 /// The exclusive lock on `dir/.users` if no other process holds it shared.
+/// The exclusive users lock when no other process holds a shared one. Tried for up to 200 ms: a
+/// child this process forks (any thread, e.g. another cluster's `initdb`) shares our lock file's
+/// description until it execs, which for a moment looks like another user; a real one holds it
+/// for as long as it runs. (Seen once in CI: a stop that left the cluster running.)
+async fn last_user_lock(layout: &Layout) -> Result<Option<std::fs::File>, EmbeddedError> {
+    for _ in 0..20 {
+        if let Some(file) = try_users_lock_exclusive(layout)? {
+            return Ok(Some(file));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    try_users_lock_exclusive(layout)
+}
+
 fn try_users_lock_exclusive(layout: &Layout) -> Result<Option<std::fs::File>, EmbeddedError> {
     let path = layout.users_file();
     let file = open_lock_file(&path)?;
