@@ -1,5 +1,6 @@
 //! spine-pipeline: the runtime background work runs in: the supervisor, the job worker, the cron
-//! scheduler, the janitor that prunes finished jobs, the keeper of planner statistics, and Spine's own heartbeat in qiserver.
+//! scheduler, the janitor that prunes finished jobs, the keeper of planner statistics, and
+//! Spine's own heartbeat in qiserver.
 //! Registration, staging and promotion steps join it as job kinds.
 
 pub mod builtin;

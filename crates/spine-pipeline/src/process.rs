@@ -28,11 +28,6 @@ enum Payload {
 /// Media types whose content is staged as rows.
 const STRUCTURED: [&str; 4] = ["text/csv", "text/tab-separated-values", "application/json", "application/x-ndjson"];
 
-/// Whether a file of this media type is staged as rows.
-pub fn is_structured(media_type: &str) -> bool {
-    STRUCTURED.contains(&media_type)
-}
-
 /// Adds the processing handler (it needs the blob store) to `handlers`.
 pub fn with_handlers(handlers: Handlers, blobs: BlobStore, policy: RetryPolicy) -> Handlers {
     handlers.register(PROCESS_FILE_KIND, policy, move |ctx| run(ctx, blobs.clone()))

@@ -11,14 +11,17 @@ use sqlx::PgPool;
 
 use crate::supervisor::Shutdown;
 
+/// Time between passes: a table growing from nothing keeps a plan made for its old size for at
+/// most about this long.
+const EVERY: Duration = Duration::from_secs(2);
+
 pub struct StatisticsKeeper {
     pool: PgPool,
-    every: Duration,
 }
 
 impl StatisticsKeeper {
-    pub fn new(pool: PgPool, every: Duration) -> Self {
-        Self { pool, every }
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
     }
 
     pub async fn run(self, mut shutdown: Shutdown) -> Result<(), StoreError> {
@@ -30,7 +33,7 @@ impl StatisticsKeeper {
             }
             tokio::select! {
                 _ = shutdown.wait() => return Ok(()),
-                _ = tokio::time::sleep(self.every) => {}
+                _ = tokio::time::sleep(EVERY) => {}
             }
         }
     }

@@ -255,7 +255,6 @@ fn users_lock(layout: &Layout) -> Result<std::fs::File, EmbeddedError> {
     Ok(file)
 }
 
-/// The exclusive lock on `dir/.users` if no other process holds it shared.
 /// The exclusive users lock when no other process holds a shared one. Tried for up to 200 ms: a
 /// child this process forks (any thread, e.g. another cluster's `initdb`) shares our lock file's
 /// description until it execs, which for a moment looks like another user; a real one holds it
@@ -270,6 +269,7 @@ async fn last_user_lock(layout: &Layout) -> Result<Option<std::fs::File>, Embedd
     try_users_lock_exclusive(layout)
 }
 
+/// The exclusive lock on `dir/.users` if no other process holds it shared.
 fn try_users_lock_exclusive(layout: &Layout) -> Result<Option<std::fs::File>, EmbeddedError> {
     let path = layout.users_file();
     let file = open_lock_file(&path)?;

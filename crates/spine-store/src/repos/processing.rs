@@ -4,6 +4,20 @@ use uuid::Uuid;
 
 use crate::{StoreError, TenantTx};
 
+/// The batch's entry for a file version (`$1` batch, `$2` file, `$3` version) with what
+/// processing needs, locked (`FOR UPDATE`, so two runs of the same job serialise).
+macro_rules! lock_import_file_sql {
+    () => {
+        "SELECT f.id, f.status, v.original_name, v.content_sha256, v.size_bytes, v.media_type, b.profile, \
+                b.forced_profile \
+         FROM qinexus.import_files f \
+         JOIN qinexus.file_versions v ON v.file_id = f.file_id AND v.version = f.file_version \
+         JOIN qinexus.import_batches b ON b.id = f.import_batch_id \
+         WHERE f.import_batch_id = $1 AND f.file_id = $2 AND f.file_version = $3 \
+         FOR UPDATE OF f"
+    };
+}
+
 /// One file version of a batch, locked for processing.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ImportFile {
@@ -26,20 +40,13 @@ pub async fn lock_import_file(
     file_id: Uuid,
     version: i32,
 ) -> Result<ImportFile, StoreError> {
-    sqlx::query_as(
-        "SELECT f.id, f.status, v.original_name, v.content_sha256, v.size_bytes, v.media_type, b.profile, b.forced_profile \
-         FROM qinexus.import_files f \
-         JOIN qinexus.file_versions v ON v.file_id = f.file_id AND v.version = f.file_version \
-         JOIN qinexus.import_batches b ON b.id = f.import_batch_id \
-         WHERE f.import_batch_id = $1 AND f.file_id = $2 AND f.file_version = $3 \
-         FOR UPDATE OF f",
-    )
-    .bind(import_batch_id)
-    .bind(file_id)
-    .bind(version)
-    .fetch_optional(tx.conn())
-    .await?
-    .ok_or(StoreError::NotFound)
+    sqlx::query_as(lock_import_file_sql!())
+        .bind(import_batch_id)
+        .bind(file_id)
+        .bind(version)
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(StoreError::NotFound)
 }
 
 /// [`lock_import_file`], and when the file version is still to be processed and its media type
@@ -53,14 +60,10 @@ pub async fn lock_and_finish_unstaged(
     version: i32,
     staged_types: &[&str],
 ) -> Result<(ImportFile, bool), StoreError> {
-    let row: Option<Locked> = sqlx::query_as(
-        "WITH t AS (SELECT f.id, f.status, v.original_name, v.content_sha256, v.size_bytes, v.media_type, b.profile, \
-                           b.forced_profile \
-                    FROM qinexus.import_files f \
-                    JOIN qinexus.file_versions v ON v.file_id = f.file_id AND v.version = f.file_version \
-                    JOIN qinexus.import_batches b ON b.id = f.import_batch_id \
-                    WHERE f.import_batch_id = $1 AND f.file_id = $2 AND f.file_version = $3 \
-                    FOR UPDATE OF f), \
+    let row: Option<Locked> = sqlx::query_as(concat!(
+        "WITH t AS (",
+        lock_import_file_sql!(),
+        "), \
               done AS (UPDATE qinexus.import_files i SET status = 'processed', error_message = NULL FROM t \
                        WHERE i.id = t.id AND t.status IN ('registered', 'processing') \
                          AND NOT (t.media_type = ANY($4)) \
@@ -68,8 +71,8 @@ pub async fn lock_and_finish_unstaged(
               x AS (UPDATE qinexus.files SET status = 'processed' WHERE id = (SELECT file_id FROM done)), \
               b AS (UPDATE qinexus.import_batches SET status = 'registered' \
                     WHERE id = (SELECT import_batch_id FROM done)) \
-         SELECT t.*, EXISTS (SELECT 1 FROM done) AS finished FROM t",
-    )
+         SELECT t.*, EXISTS (SELECT 1 FROM done) AS finished FROM t"
+    ))
     .bind(import_batch_id)
     .bind(file_id)
     .bind(version)

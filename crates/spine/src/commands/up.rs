@@ -73,7 +73,7 @@ async fn serve(settings: &Settings, db: &Database, listen: &str, started: Instan
         HeartbeatConfig { hostname: hostname(), endpoint_url: url.clone(), interval: Duration::from_secs(60) },
     );
     supervisor.spawn("heartbeat", |s| heartbeat.run(s));
-    let keeper = StatisticsKeeper::new(db.pool.clone(), Duration::from_secs(2));
+    let keeper = StatisticsKeeper::new(db.pool.clone());
     supervisor.spawn("statistics", |s| keeper.run(s));
     let refresher = spine_pipeline::connectors::oauth_refresh::OAuthRefresher::new(
         store.clone(),

@@ -77,7 +77,7 @@ pub async fn run(pool: &PgPool, settings: &Settings, args: WorkerArgs) -> Result
     let mut supervisor = Supervisor::new();
     let stats = spawn(&mut supervisor, pool, settings, &args, blobs)?;
     // `spine up` runs one too; they take turns through an advisory lock.
-    let keeper = StatisticsKeeper::new(pool.clone(), Duration::from_secs(2));
+    let keeper = StatisticsKeeper::new(pool.clone());
     supervisor.spawn("statistics", |s| keeper.run(s));
     let metrics = match &args.metrics_listen {
         Some(addr) => {
