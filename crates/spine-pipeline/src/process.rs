@@ -43,13 +43,20 @@ fn store_error(e: StoreError) -> JobError {
 async fn run(ctx: JobContext, blobs: BlobStore) -> Result<(), JobError> {
     let Payload::V1 { file_id, version, import_batch_id } = ctx.payload_as()?;
     let mut tx = ctx.store.tenant_tx(ctx.tenant).await.map_err(store_error)?;
-    // Files with nothing to stage are finished by the statement that locks them.
-    let (file, finished) =
-        processing::lock_and_finish_unstaged(&mut tx, import_batch_id, file_id, version, &STRUCTURED)
+    // Files with nothing to stage are finished by the statement that locks them, and so is the
+    // job (processing jobs have no parent and no connection).
+    let lease = ctx.lease();
+    let locked =
+        processing::lock_and_finish_unstaged(&mut tx, import_batch_id, file_id, version, &STRUCTURED, Some(&lease))
             .await
             .map_err(store_error)?;
-    if finished {
-        return tx.commit().await.map_err(store_error);
+    let file = locked.file;
+    if locked.finished {
+        tx.commit().await.map_err(store_error)?;
+        if locked.job_succeeded {
+            ctx.succeeded_in_transaction();
+        }
+        return Ok(());
     }
     if file.status != "registered" && file.status != "processing" {
         tracing::info!(%file_id, version, status = %file.status, "file already processed");

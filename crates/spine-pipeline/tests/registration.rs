@@ -9,7 +9,7 @@ use spine_pipeline::Supervisor;
 use spine_pipeline::process;
 use spine_pipeline::register::Registrar;
 use spine_pipeline::review;
-use spine_pipeline::worker::{Worker, WorkerConfig};
+use spine_pipeline::worker::{StatsSnapshot, Worker, WorkerConfig};
 use spine_store::Store;
 use spine_store::blob::{BlobConfig, BlobStore};
 use spine_store::repos::registration::{Arrival, Registered};
@@ -60,12 +60,13 @@ async fn put(env: &Env, name: &str, bytes: &[u8]) -> Registered {
 }
 
 /// Runs a worker with the processing handler until every job has finished.
-async fn process_all(env: &Env) {
+async fn process_all(env: &Env) -> StatsSnapshot {
     let handlers = process::with_handlers(spine_pipeline::builtin::handlers(), env.blobs.clone(), Default::default());
     let sup = Supervisor::new();
     let mut cfg = WorkerConfig::new("test-worker", 2);
     cfg.poll_every = Duration::from_millis(50);
     let worker = Worker::new(env.pool.clone(), env.store.clone(), handlers, cfg);
+    let stats = worker.stats();
     let handle = tokio::spawn(worker.run(sup.shutdown_handle()));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -89,6 +90,7 @@ async fn process_all(env: &Env) {
             .await
             .unwrap();
     assert!(bad.is_empty(), "jobs failed: {bad:?}");
+    stats.snapshot()
 }
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
@@ -133,7 +135,18 @@ async fn unstaged_files_finish_in_the_locking_statement_and_a_rerun_changes_noth
     let env = env().await;
     let bin = put(&env, "photo.bin", &[0u8, 159, 146, 150, 0, 1, 2, 3]).await;
     let csv = put(&env, "people.csv", b"name,email\nAda,ada@example.org\n").await;
-    process_all(&env).await;
+    let stats = process_all(&env).await;
+    // The binary file's job ended in its handler's own transaction; the CSV's through the worker.
+    assert_eq!((stats.succeeded, stats.succeeded_in_handler), (2, 1), "{stats:?}");
+    let job: (String, bool, bool, Option<String>) = sqlx::query_as(
+        "SELECT state, lease_expires_at IS NULL, finished_at >= started_at, last_error_message \
+         FROM qiserver.jobs WHERE file_id = $1",
+    )
+    .bind(bin.file_id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(job, ("succeeded".to_owned(), true, true, None));
     let state = |file: Uuid| {
         let pool = env.pool.clone();
         async move {
@@ -162,6 +175,59 @@ async fn unstaged_files_finish_in_the_locking_statement_and_a_rerun_changes_noth
     process_all(&env).await;
     assert_eq!(state(bin.file_id).await, done);
     assert_eq!(count(&env.pool, "SELECT count(*) FROM staging.import_rows").await, 1);
+}
+
+/// The processing statement records its job's success only while the attempt holds its lease;
+/// the file is finished either way (the job's holder records its end).
+#[tokio::test]
+async fn the_processing_statement_ends_its_job_only_under_the_lease() {
+    use spine_store::queue::Lease;
+    use spine_store::repos::processing;
+    let env = env().await;
+    let a = put(&env, "a.bin", &[0u8, 1, 2, 3]).await;
+    let b = put(&env, "b.bin", &[0u8, 1, 2, 4]).await;
+    // Both jobs are attempt 1 of worker w1.
+    sqlx::query(
+        "UPDATE qiserver.jobs SET state = 'running', attempts = 1, lease_owner = 'w1', \
+         lease_expires_at = now() + interval '1 minute' WHERE file_id = ANY($1)",
+    )
+    .bind(vec![a.file_id, b.file_id])
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let run = |r: Registered, worker: &'static str| {
+        let store = env.store.clone();
+        let tenant = env.tenant;
+        async move {
+            let lease = Lease { job_id: r.job_id.unwrap(), worker: worker.into(), attempt: 1 };
+            let mut tx = store.tenant_tx(tenant).await.unwrap();
+            let batch = r.import_batch_id.unwrap();
+            let l =
+                processing::lock_and_finish_unstaged(&mut tx, batch, r.file_id, r.version, &["text/csv"], Some(&lease))
+                    .await
+                    .unwrap();
+            tx.commit().await.unwrap();
+            (l.finished, l.job_succeeded)
+        }
+    };
+    assert_eq!(run(a.clone(), "w2").await, (true, false), "another worker's lease");
+    assert_eq!(run(b.clone(), "w1").await, (true, true), "the holder's lease");
+    let rows: Vec<(Uuid, String, bool, String)> = sqlx::query_as(
+        "SELECT j.file_id, j.state, j.lease_expires_at IS NULL, f.status FROM qiserver.jobs j \
+         JOIN qinexus.files f ON f.id = j.file_id WHERE j.file_id = ANY($1) ORDER BY j.file_id = $2 DESC",
+    )
+    .bind(vec![a.file_id, b.file_id])
+    .bind(a.file_id)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (a.file_id, "running".to_owned(), false, "processed".to_owned()),
+            (b.file_id, "succeeded".to_owned(), true, "processed".to_owned()),
+        ]
+    );
 }
 
 /// One arrival of several items, registered with one statement per table: a duplicate of an

@@ -10,6 +10,9 @@ use sqlx::postgres::PgPoolOptions;
 use crate::config::Settings;
 use crate::error::CliError;
 
+/// A pooled connection idle this long is tested before use.
+const TEST_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 pub struct Database {
     pub pool: PgPool,
     cluster: Option<Cluster>,
@@ -21,7 +24,19 @@ impl Database {
     pub async fn open(settings: &Settings) -> Result<Self, CliError> {
         let pool_opts = PgPoolOptions::new()
             .max_connections(settings.postgres.max_connections)
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(Duration::from_secs(10))
+            // A connection is tested (one round trip) before use only when it sat idle for a
+            // while: a busy connection was just used, and a test per acquire was a sixth of an
+            // upload's round trips. One that broke meanwhile fails its query and is dropped.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= TEST_IDLE_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            });
         if let Some(url) = &settings.database_url {
             let opts: sqlx::postgres::PgConnectOptions = url
                 .expose()

@@ -5,13 +5,14 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use spine_core::ids::TenantId;
 use spine_core::jobs::{ErrorClass, JobError, RetryPolicy};
 use spine_store::Store;
-use spine_store::queue::{ClaimedJob, NewJob};
+use spine_store::queue::{ClaimedJob, Lease, NewJob};
 use uuid::Uuid;
 
 /// A boxed, sendable future (what a handler returns).
@@ -38,10 +39,14 @@ pub struct JobContext {
     /// For the handler's own work: `store.tenant_tx(ctx.tenant)`, and enqueueing child jobs in
     /// that transaction with `spine_store::queue::enqueue(tx.conn(), &ctx.child(..))`.
     pub store: Store,
+    /// The worker holding the attempt's lease.
+    worker: Arc<str>,
+    /// Set by [`JobContext::succeeded_in_transaction`].
+    recorded: Arc<AtomicBool>,
 }
 
 impl JobContext {
-    pub(crate) fn new(job: &ClaimedJob, store: Store) -> Self {
+    pub(crate) fn new(job: &ClaimedJob, store: Store, worker: Arc<str>) -> Self {
         Self {
             id: job.id,
             tenant: TenantId::from(job.tenant_id),
@@ -54,7 +59,29 @@ impl JobContext {
             parent_job_id: job.parent_job_id,
             connection_id: job.connection_id,
             store,
+            worker,
+            recorded: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// This attempt's lease, for a handler that records its job's success in its own
+    /// transaction (`spine_store::succeed_held_job_sql!`), so that its writes and the job's end
+    /// commit together. Only for jobs without a parent or a connection.
+    pub fn lease(&self) -> Lease {
+        Lease { job_id: self.id, worker: self.worker.to_string(), attempt: self.attempt }
+    }
+
+    /// Tells the worker that the handler's committed transaction recorded this job's success:
+    /// when the handler then returns `Ok`, the worker writes no result of its own. Call it only
+    /// after the commit, and only when the update applied (when the lease was gone, return `Ok`
+    /// without it: the worker's own write finds the attempt stale and counts it so).
+    pub fn succeeded_in_transaction(&self) {
+        self.recorded.store(true, Ordering::Release);
+    }
+
+    /// A handle on the flag, for the worker to read once the handler returned.
+    pub(crate) fn recorded(&self) -> Arc<AtomicBool> {
+        self.recorded.clone()
     }
 
     /// A child job of this one (same tenant, `parent_job_id` set), to enqueue for fan-out.

@@ -59,6 +59,8 @@ struct Held {
 struct Running {
     held: Held,
     started: Instant,
+    /// Set when the handler recorded its success itself ([`JobContext::succeeded_in_transaction`]).
+    recorded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 type Outcome = (Result<(), JobError>, Instant);
@@ -120,6 +122,7 @@ impl Worker {
             tasks: JoinSet::new(),
             running: HashMap::new(),
             buffer: VecDeque::new(),
+            worker_id: Arc::from(self.cfg.id.as_str()),
         };
         run.main(&mut shutdown).await;
         drop(run);
@@ -159,6 +162,8 @@ struct Loop<'a> {
     running: HashMap<tokio::task::Id, Running>,
     /// Claimed jobs waiting for a free slot.
     buffer: VecDeque<Held>,
+    /// The worker's id, for the leases handlers see.
+    worker_id: Arc<str>,
 }
 
 impl Loop<'_> {
@@ -239,7 +244,8 @@ impl Loop<'_> {
             return;
         };
         let run = entry.run.clone();
-        let ctx = JobContext::new(&held.job, self.w.store.clone());
+        let ctx = JobContext::new(&held.job, self.w.store.clone(), self.worker_id.clone());
+        let recorded = ctx.recorded();
         let pool = self.w.store.pool().clone();
         let started = Instant::now();
         let latency = db_time(&held, started).signed_duration_since(held.job.run_at).to_std().unwrap_or_default();
@@ -261,7 +267,7 @@ impl Loop<'_> {
             let r = run(ctx).await;
             (r, Instant::now())
         });
-        self.running.insert(handle.id(), Running { held, started });
+        self.running.insert(handle.id(), Running { held, started, recorded });
     }
 
     fn joined(&mut self, res: Result<(tokio::task::Id, Outcome), JoinError>) {
@@ -269,10 +275,17 @@ impl Loop<'_> {
             Ok((id, (r, ended))) => (id, Ok(r), ended),
             Err(e) => (e.id(), Err(e), Instant::now()),
         };
-        let Some(Running { held, started }) = self.running.remove(&id) else { return };
+        let Some(Running { held, started, recorded }) = self.running.remove(&id) else { return };
         self.shared.stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.shared.stats.run_duration.observe(ended - started);
         let err = match result {
+            Ok(Ok(())) if recorded.load(std::sync::atomic::Ordering::Acquire) => {
+                // Its success committed with the handler's own writes: nothing left to write.
+                WorkerStats::add(&self.shared.stats.succeeded, 1);
+                WorkerStats::add(&self.shared.stats.succeeded_in_handler, 1);
+                self.shared.held().remove(&(held.job.id, held.job.attempts));
+                return;
+            }
             Ok(Ok(())) => return self.send(&held, started, ended, Finish::Succeeded),
             Ok(Err(err)) => err,
             Err(e) if e.is_panic() => {

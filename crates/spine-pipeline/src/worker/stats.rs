@@ -85,6 +85,8 @@ counters! {
     /// Handlers running now (a gauge).
     in_flight,
     succeeded,
+    /// Of those, successes a handler recorded in its own transaction (no result written here).
+    succeeded_in_handler,
     /// Failed, will retry.
     failed,
     quarantined,

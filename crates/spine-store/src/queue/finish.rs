@@ -22,6 +22,42 @@ macro_rules! held_by_worker {
     };
 }
 
+/// The UPDATE that records a held attempt's success from inside the handler's own transaction
+/// (see [`Lease`]); the three arguments are the placeholders of the job id, the worker and the
+/// attempt. The same guard as [`finish`]'s, the same columns as its success (a HOT update);
+/// `started_at` keeps the claim's time. A job with a parent or a connection is left alone (its
+/// success also updates those: [`finish`] does it). Usable as a statement or a data-modifying CTE.
+#[macro_export]
+macro_rules! succeed_held_job_sql {
+    ($id:literal, $worker:literal, $attempt:literal) => {
+        concat!(
+            "UPDATE qiserver.jobs j SET state = 'succeeded', lease_expires_at = NULL, updated_at = now(), \
+                 finished_at = now(), last_error_class = NULL, last_error_message = NULL \
+             WHERE j.id = ",
+            $id,
+            " AND coalesce(j.lease_owner, '') = ",
+            $worker,
+            " AND j.state = 'running' \
+               AND j.attempts = ",
+            $attempt,
+            " AND j.parent_job_id IS NULL AND j.connection_id IS NULL"
+        )
+    };
+}
+
+/// A running attempt, as its handler sees it: enough to record the job's success in the same
+/// transaction as the handler's own writes (`succeed_held_job_sql!`), so that they commit
+/// together and the worker writes no separate result. Only for jobs without a parent or a
+/// connection (their successes also update those, which [`finish`] does). The update applies only
+/// while the attempt still holds its lease; when it does not, the handler's writes still commit
+/// (handlers are idempotent) and whoever holds the job now records its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub job_id: Uuid,
+    pub worker: String,
+    pub attempt: i32,
+}
+
 /// How an attempt ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Finish {

@@ -32,7 +32,7 @@ pub use admin::{AttemptRow, JobFilter, JobRow, StatsRow, attempts, cancel, get, 
 pub use claim::{ClaimedJob, claim, claim_tenant, only_tenant};
 pub use connections::blocked_connection;
 pub use enqueue::{Enqueued, NewJob, enqueue, enqueue_many};
-pub use finish::{Finish, Finished, finish};
+pub use finish::{Finish, Finished, Lease, finish};
 pub use run::{forget_worker, heartbeat, reap_expired};
 
 /// The NOTIFY channel workers LISTEN on.

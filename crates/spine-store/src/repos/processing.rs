@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use crate::queue::Lease;
 use crate::{StoreError, TenantTx};
 
 /// The batch's entry for a file version (`$1` batch, `$2` file, `$3` version) with what
@@ -50,16 +51,18 @@ pub async fn lock_import_file(
 }
 
 /// [`lock_import_file`], and when the file version is still to be processed and its media type
-/// is not one of `staged_types`, also its outcome (processed; the batch `registered`), all in one
-/// statement: what a processing job does for most files. Returns the entry as it was locked, and
-/// whether it was finished here.
+/// is not one of `staged_types`, also its outcome (processed; the batch `registered`) and, given
+/// the attempt's `lease`, the job's success, all in one statement: what a processing job does
+/// for most files. Returns the entry as it was locked, whether it was finished here, and whether
+/// the job's success was recorded (the lease still held).
 pub async fn lock_and_finish_unstaged(
     tx: &mut TenantTx,
     import_batch_id: Uuid,
     file_id: Uuid,
     version: i32,
     staged_types: &[&str],
-) -> Result<(ImportFile, bool), StoreError> {
+    lease: Option<&Lease>,
+) -> Result<Locked, StoreError> {
     let row: Option<Locked> = sqlx::query_as(concat!(
         "WITH t AS (",
         lock_import_file_sql!(),
@@ -70,24 +73,33 @@ pub async fn lock_and_finish_unstaged(
                        RETURNING i.import_batch_id, i.file_id), \
               x AS (UPDATE qinexus.files SET status = 'processed' WHERE id = (SELECT file_id FROM done)), \
               b AS (UPDATE qinexus.import_batches SET status = 'registered' \
-                    WHERE id = (SELECT import_batch_id FROM done)) \
-         SELECT t.*, EXISTS (SELECT 1 FROM done) AS finished FROM t"
+                    WHERE id = (SELECT import_batch_id FROM done)), \
+              job AS (",
+        crate::succeed_held_job_sql!("$5", "$6", "$7"),
+        " AND EXISTS (SELECT 1 FROM done) RETURNING 1) \
+         SELECT t.*, EXISTS (SELECT 1 FROM done) AS finished, EXISTS (SELECT 1 FROM job) AS job_succeeded FROM t"
     ))
     .bind(import_batch_id)
     .bind(file_id)
     .bind(version)
     .bind(staged_types)
+    .bind(lease.map(|l| l.job_id))
+    .bind(lease.map(|l| l.worker.as_str()))
+    .bind(lease.map(|l| l.attempt))
     .fetch_optional(tx.conn())
     .await?;
-    let Locked { file, finished } = row.ok_or(StoreError::NotFound)?;
-    Ok((file, finished))
+    row.ok_or(StoreError::NotFound)
 }
 
-#[derive(sqlx::FromRow)]
-struct Locked {
+/// What [`lock_and_finish_unstaged`] found and did.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Locked {
     #[sqlx(flatten)]
-    file: ImportFile,
-    finished: bool,
+    pub file: ImportFile,
+    /// The file version was finished by the statement (nothing to stage).
+    pub finished: bool,
+    /// The job's success was recorded too (in the same transaction).
+    pub job_succeeded: bool,
 }
 
 /// Records the outcome: the import file, the file and (unless staging already did) the batch.
