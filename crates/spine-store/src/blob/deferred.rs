@@ -161,19 +161,24 @@ fn flush_group(items: Vec<(usize, UnsyncedBlob)>) -> Vec<(usize, Result<PutBlob,
     linked.into_iter().map(|(i, r, _)| (i, r)).collect()
 }
 
-/// Makes the temp files' data durable: `syncfs` of each store's file system on Linux, else an
-/// fsync per file.
+/// Up to this many files (or shard directories) a group fsyncs each; more, and one `syncfs`
+/// per store is cheaper. A `syncfs` also writes back every other dirty page of the file system:
+/// a large upload still being written, a database's pages; a small group would wait for those.
+const PER_FILE_MAX: usize = 8;
+
+/// Makes the temp files' data durable: `syncfs` of each store's file system for a large group on
+/// Linux, else an fsync per file.
 fn sync_data(roots: &BTreeSet<PathBuf>, temps: &[&Path]) -> io::Result<()> {
-    if cfg!(target_os = "linux") {
+    if cfg!(target_os = "linux") && temps.len() > PER_FILE_MAX {
         return roots.iter().try_for_each(|r| sync_fs(r));
     }
     temps.iter().try_for_each(|t| std::fs::File::open(t)?.sync_all())
 }
 
-/// Makes the new names durable: `syncfs` again on Linux, else an fsync of each shard directory
-/// that gained a name and of its parents.
+/// Makes the new names durable: `syncfs` again for a large group on Linux, else an fsync of each
+/// shard directory that gained a name and of its parents.
 fn sync_names(roots: &BTreeSet<PathBuf>, dirs: &BTreeSet<PathBuf>) -> io::Result<()> {
-    if cfg!(target_os = "linux") {
+    if cfg!(target_os = "linux") && dirs.len() > PER_FILE_MAX {
         return roots.iter().try_for_each(|r| sync_fs(r));
     }
     let mut all = BTreeSet::new();

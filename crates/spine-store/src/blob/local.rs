@@ -114,6 +114,7 @@ impl LocalBlobs {
         .await?;
         let mut file = tokio::fs::File::from_std(file);
         if !ended {
+            let mut writeback = Writeback::default();
             loop {
                 ingest.grow(&mut buf);
                 let n = ingest.read(&mut reader, &mut buf).await?;
@@ -121,6 +122,7 @@ impl LocalBlobs {
                     break;
                 }
                 file.write_all(&buf[..n]).await.map_err(BlobError::io("writing a temp file"))?;
+                writeback.wrote(&file, n as u64);
             }
             file.flush().await.map_err(BlobError::io("writing a temp file"))?;
         }
@@ -272,6 +274,42 @@ fn ensure_dir(root: &Path, dir: &Path, sync: bool) -> Result<(), BlobError> {
         p = parent.parent();
     }
     Ok(())
+}
+
+/// Starts the disk writing a large body's bytes while the rest still arrives, so that the fsync
+/// at its end waits for the last few MiB instead of all of them (Linux `sync_file_range`, which
+/// only queues the writes; elsewhere nothing). Every [`Writeback::EVERY`] bytes, the range
+/// written before the latest chunk (the latest may still be in tokio's write buffer).
+#[derive(Default)]
+struct Writeback {
+    written: u64,
+    queued: u64,
+}
+
+impl Writeback {
+    const EVERY: u64 = 8 * 1024 * 1024;
+
+    fn wrote(&mut self, file: &tokio::fs::File, n: u64) {
+        let end = self.written;
+        self.written += n;
+        if end - self.queued < Self::EVERY {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd as _;
+            let (from, len) = (self.queued as libc::off64_t, (end - self.queued) as libc::off64_t);
+            // SAFETY: the descriptor is open for the whole call; the call only queues writes.
+            // A failure is harmless: the final fsync writes whatever is left.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::sync_file_range(file.as_raw_fd(), from, len, libc::SYNC_FILE_RANGE_WRITE);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = file;
+        self.queued = end;
+    }
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), BlobError> {

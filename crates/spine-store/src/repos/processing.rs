@@ -67,12 +67,13 @@ pub async fn lock_and_finish_unstaged(
         "WITH t AS (",
         lock_import_file_sql!(),
         "), \
-              done AS (UPDATE qinexus.import_files i SET status = 'processed', error_message = NULL FROM t \
-                       WHERE i.id = t.id AND t.status IN ('registered', 'processing') \
+              done AS (UPDATE qinexus.import_files i SET status = 'processed', error_message = NULL, updated_at = now() \
+                       FROM t WHERE i.id = t.id AND t.status IN ('registered', 'processing') \
                          AND NOT (t.media_type = ANY($4)) \
                        RETURNING i.import_batch_id, i.file_id), \
-              x AS (UPDATE qinexus.files SET status = 'processed' WHERE id = (SELECT file_id FROM done)), \
-              b AS (UPDATE qinexus.import_batches SET status = 'registered' \
+              x AS (UPDATE qinexus.files SET status = 'processed', updated_at = now() \
+                    WHERE id = (SELECT file_id FROM done)), \
+              b AS (UPDATE qinexus.import_batches SET status = 'registered', updated_at = now() \
                     WHERE id = (SELECT import_batch_id FROM done)), \
               job AS (",
         crate::succeed_held_job_sql!("$5", "$6", "$7"),

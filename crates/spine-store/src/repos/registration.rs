@@ -88,8 +88,17 @@ pub async fn register_arrivals(
 ) -> Result<Vec<Vec<Registered>>, StoreError> {
     let mut sources = Vec::with_capacity(arrivals.len());
     let mut keys: Vec<String> = Vec::new();
+    // A group's arrivals mostly share their source (every upload is `upload`): one lookup each.
+    let mut known: HashMap<&str, Uuid> = HashMap::new();
     for (arrival, items) in arrivals {
-        let source_id = ensure_source(tx, arrival).await?;
+        let source_id = match known.get(arrival.source_key.as_str()) {
+            Some(&id) => id,
+            None => {
+                let id = ensure_source(tx, arrival).await?;
+                known.insert(&arrival.source_key, id);
+                id
+            }
+        };
         keys.extend(lock_keys_of(tx.tenant(), source_id, items));
         sources.push(source_id);
     }
