@@ -19,6 +19,11 @@ SRC=${SRC:-/tmp/spine-blob-bench/src}
 ROUNDS=${ROUNDS:-2}
 PAR=${PAR:-4}
 CLIENT=${CLIENT:-one}   # one: a single curl, PAR transfers over reused connections; per-file: a curl process per file
+# Seconds to wait after deleting the previous run's files before a timed run. On an ext4 without
+# a journal (this machine's root), allocating an inode skips every inode deleted in the last
+# 30-35 s, one buffer lookup each: a run right after `rm -rf` of 4,000 files paid for it in
+# every file and directory it created (ext4's recently_deleted, seen in perf). Both sides wait.
+SETTLE=${SETTLE:-36}
 
 [[ -n ${BENCH_SPINE_BIN:-} ]] || (cd "$ROOT" && nice -n 19 cargo build --release -q -p spine)
 if [[ ! -f $SRC.complete ]]; then
@@ -42,7 +47,7 @@ echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), $
 
 RESULTS=()
 for round in $(seq "$ROUNDS"); do
-  cleanup; sync
+  cleanup; sync; sleep "$SETTLE"
   t0=$(now)
   find "$SRC" -type f -name '*.bin' -print0 | xargs -0 sha256sum > /dev/null
   t1=$(now)
@@ -50,7 +55,7 @@ for round in $(seq "$ROUNDS"); do
   t2=$(now)
   sync
   t3=$(now)
-  cleanup; sync
+  cleanup; sync; sleep "$SETTLE"
 
   mkdir -p "$WORK/run"; chmod 755 "$WORK/run"
   (cd "$WORK/run" && exec env -u DATABASE_URL SPINE_DATA_DIR="$WORK/run/data" SPINE_LOG__LEVEL=warn SPINE_INBOX__ENABLED=false \
