@@ -8,7 +8,7 @@ use serde::Deserialize;
 use spine_core::jobs::{ErrorClass, JobError, RetryPolicy};
 use spine_store::StoreError;
 use spine_store::blob::BlobStore;
-use spine_store::repos::processing::{self, ImportFile};
+use spine_store::repos::processing::{self, ImportFile, ProcessItem};
 use tokio_util::io::SyncIoBridge;
 use uuid::Uuid;
 
@@ -28,9 +28,12 @@ enum Payload {
 /// Media types whose content is staged as rows.
 const STRUCTURED: [&str; 4] = ["text/csv", "text/tab-separated-values", "application/json", "application/x-ndjson"];
 
+/// Processing jobs a worker hands the handler at once, at most.
+const BATCH_MAX: usize = 32;
+
 /// Adds the processing handler (it needs the blob store) to `handlers`.
 pub fn with_handlers(handlers: Handlers, blobs: BlobStore, policy: RetryPolicy) -> Handlers {
-    handlers.register(PROCESS_FILE_KIND, policy, move |ctx| run(ctx, blobs.clone()))
+    handlers.register_batch(PROCESS_FILE_KIND, policy, BATCH_MAX, move |ctxs| run_batch(ctxs, blobs.clone()))
 }
 
 fn store_error(e: StoreError) -> JobError {
@@ -40,16 +43,70 @@ fn store_error(e: StoreError) -> JobError {
     }
 }
 
+/// Several jobs (of one tenant): one transaction and one statement finish every file with
+/// nothing to stage, and end those jobs (decision 0030); each other file then runs alone.
+async fn run_batch(ctxs: Vec<JobContext>, blobs: BlobStore) -> Vec<Result<(), JobError>> {
+    let mut results: Vec<Option<Result<(), JobError>>> = ctxs.iter().map(|_| None).collect();
+    let mut items = Vec::with_capacity(ctxs.len());
+    let mut of_item = Vec::with_capacity(ctxs.len());
+    for (i, ctx) in ctxs.iter().enumerate() {
+        match ctx.payload_as() {
+            Ok(Payload::V1 { file_id, version, import_batch_id }) => {
+                items.push(ProcessItem { import_batch_id, file_id, version, lease: Some(ctx.lease()) });
+                of_item.push(i);
+            }
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    let locked = match lock_and_finish(&ctxs[0], &items).await {
+        Ok(l) => l,
+        Err(e) => return results.into_iter().map(|r| r.unwrap_or_else(|| Err(e.clone()))).collect(),
+    };
+    let mut rest = Vec::new();
+    for (i, l) in of_item.into_iter().zip(locked) {
+        results[i] = match l {
+            None => Some(Err(store_error(StoreError::NotFound))),
+            Some(l) if l.finished => {
+                if l.job_succeeded {
+                    ctxs[i].succeeded_in_transaction();
+                }
+                Some(Ok(()))
+            }
+            Some(_) => {
+                rest.push(i);
+                None
+            }
+        };
+    }
+    for i in rest {
+        results[i] = Some(run(ctxs[i].clone(), blobs.clone()).await);
+    }
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err(JobError::new(ErrorClass::Internal, "not run")))).collect()
+}
+
+/// The batch's statement in a transaction of the jobs' tenant, committed.
+async fn lock_and_finish(ctx: &JobContext, items: &[ProcessItem]) -> Result<Vec<Option<processing::Locked>>, JobError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = ctx.store.tenant_tx(ctx.tenant).await.map_err(store_error)?;
+    let locked = processing::lock_and_finish_unstaged(&mut tx, items, &STRUCTURED).await.map_err(store_error)?;
+    tx.commit().await.map_err(store_error)?;
+    Ok(locked)
+}
+
 async fn run(ctx: JobContext, blobs: BlobStore) -> Result<(), JobError> {
     let Payload::V1 { file_id, version, import_batch_id } = ctx.payload_as()?;
     let mut tx = ctx.store.tenant_tx(ctx.tenant).await.map_err(store_error)?;
     // Files with nothing to stage are finished by the statement that locks them, and so is the
     // job (processing jobs have no parent and no connection).
-    let lease = ctx.lease();
-    let locked =
-        processing::lock_and_finish_unstaged(&mut tx, import_batch_id, file_id, version, &STRUCTURED, Some(&lease))
-            .await
-            .map_err(store_error)?;
+    let item = ProcessItem { import_batch_id, file_id, version, lease: Some(ctx.lease()) };
+    let locked = processing::lock_and_finish_unstaged(&mut tx, std::slice::from_ref(&item), &STRUCTURED)
+        .await
+        .map_err(store_error)?
+        .pop()
+        .flatten()
+        .ok_or_else(|| store_error(StoreError::NotFound))?;
     let file = locked.file;
     if locked.finished {
         tx.commit().await.map_err(store_error)?;

@@ -182,7 +182,7 @@ async fn unstaged_files_finish_in_the_locking_statement_and_a_rerun_changes_noth
 #[tokio::test]
 async fn the_processing_statement_ends_its_job_only_under_the_lease() {
     use spine_store::queue::Lease;
-    use spine_store::repos::processing;
+    use spine_store::repos::processing::{self, ProcessItem};
     let env = env().await;
     let a = put(&env, "a.bin", &[0u8, 1, 2, 3]).await;
     let b = put(&env, "b.bin", &[0u8, 1, 2, 4]).await;
@@ -195,23 +195,23 @@ async fn the_processing_statement_ends_its_job_only_under_the_lease() {
     .execute(&env.pool)
     .await
     .unwrap();
-    let run = |r: Registered, worker: &'static str| {
-        let store = env.store.clone();
-        let tenant = env.tenant;
-        async move {
-            let lease = Lease { job_id: r.job_id.unwrap(), worker: worker.into(), attempt: 1 };
-            let mut tx = store.tenant_tx(tenant).await.unwrap();
-            let batch = r.import_batch_id.unwrap();
-            let l =
-                processing::lock_and_finish_unstaged(&mut tx, batch, r.file_id, r.version, &["text/csv"], Some(&lease))
-                    .await
-                    .unwrap();
-            tx.commit().await.unwrap();
-            (l.finished, l.job_succeeded)
-        }
+    // One statement for both, as a worker's batch runs them: a's lease is another worker's.
+    let item = |r: &Registered, worker: &str| ProcessItem {
+        import_batch_id: r.import_batch_id.unwrap(),
+        file_id: r.file_id,
+        version: r.version,
+        lease: Some(Lease { job_id: r.job_id.unwrap(), worker: worker.into(), attempt: 1 }),
     };
-    assert_eq!(run(a.clone(), "w2").await, (true, false), "another worker's lease");
-    assert_eq!(run(b.clone(), "w1").await, (true, true), "the holder's lease");
+    let mut tx = env.store.tenant_tx(env.tenant).await.unwrap();
+    let done =
+        processing::lock_and_finish_unstaged(&mut tx, &[item(&a, "w2"), item(&b, "w1")], &["text/csv"]).await.unwrap();
+    tx.commit().await.unwrap();
+    let seen: Vec<_> = done.iter().map(|l| l.as_ref().map(|l| (l.file.id, l.finished, l.job_succeeded))).collect();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen.iter().map(|s| s.map(|(_, f, j)| (f, j))).collect::<Vec<_>>(),
+        vec![Some((true, false)), Some((true, true))]
+    );
     let rows: Vec<(Uuid, String, bool, String)> = sqlx::query_as(
         "SELECT j.file_id, j.state, j.lease_expires_at IS NULL, f.status FROM qiserver.jobs j \
          JOIN qinexus.files f ON f.id = j.file_id WHERE j.file_id = ANY($1) ORDER BY j.file_id = $2 DESC",

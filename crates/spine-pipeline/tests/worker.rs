@@ -1,5 +1,5 @@
 //! The worker runtime on a real PostgreSQL: outcomes by error class, panics, unknown kinds, idle
-//! pickup through LISTEN/NOTIFY, graceful shutdown, fan-out and lease expiry.
+//! pickup through LISTEN/NOTIFY, graceful shutdown, fan-out, lease expiry and batch handlers.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -337,4 +337,44 @@ async fn a_hung_worker_loses_its_lease_and_another_reruns_the_job() {
     // a's late result (released when its grace ran out) was not applied.
     assert_eq!(sa.stale.load(Ordering::Relaxed), 1);
     assert_eq!(sa.released.load(Ordering::Relaxed), 0);
+}
+
+/// A batch handler is handed the held jobs of its kind and tenant in one call, and each job ends
+/// with its own result.
+#[tokio::test]
+async fn a_batch_handler_takes_the_held_jobs_of_its_kind_together() {
+    let env = env().await;
+    let calls = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let seen = calls.clone();
+    let handlers = Handlers::new().register_batch("batch", RetryPolicy::default(), 8, move |ctxs| {
+        seen.lock().unwrap().push(ctxs.len());
+        let results = ctxs
+            .iter()
+            .map(|c| match c.payload["n"].as_i64() {
+                Some(2) => Err(JobError::new(ErrorClass::Invalid, "two")),
+                _ => Ok(()),
+            })
+            .collect();
+        std::future::ready(results)
+    });
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(put(&env, NewJob::new(env.tenant, "batch", json!({"n": n}))).await);
+    }
+    // One handler slot, one claim of all five: the first to start takes the other four along.
+    let mut c = cfg("w-batch");
+    c.concurrency = 1;
+    c.claim_batch = 10;
+    let w = start(&env, handlers, c);
+    wait_until("every job settled", Duration::from_secs(20), || async { unsettled(&env).await == 0 }).await;
+    let stats = w.stats.clone();
+    stop(w).await;
+    let stats = stats.snapshot();
+    assert_eq!(*calls.lock().unwrap(), vec![5]);
+    for (n, id) in ids.into_iter().enumerate() {
+        let r = row(&env, id).await;
+        let want = if n == 2 { "quarantined" } else { "succeeded" };
+        assert_eq!(r.state.as_str(), want, "job {n}");
+    }
+    assert_eq!((stats.succeeded, stats.quarantined), (4, 1), "{stats:?}");
 }

@@ -21,6 +21,10 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// A job handler. It must be idempotent: delivery is at least once.
 pub type HandlerFn = Arc<dyn Fn(JobContext) -> BoxFuture<Result<(), JobError>> + Send + Sync>;
 
+/// A handler of several claimed jobs of one kind and tenant at once (say, in one transaction);
+/// it returns one result per job, in order. Idempotent like [`HandlerFn`].
+pub type BatchFn = Arc<dyn Fn(Vec<JobContext>) -> BoxFuture<Vec<Result<(), JobError>>> + Send + Sync>;
+
 /// What a handler is told about the job it runs.
 #[derive(Clone)]
 pub struct JobContext {
@@ -115,6 +119,9 @@ impl fmt::Debug for JobContext {
 pub(crate) struct Entry {
     pub(crate) run: HandlerFn,
     pub(crate) policy: RetryPolicy,
+    /// Set for kinds registered with [`Handlers::register_batch`]: the handler and the most
+    /// jobs it takes at once.
+    pub(crate) batch: Option<(BatchFn, usize)>,
 }
 
 /// Kind → handler and retry policy.
@@ -151,7 +158,29 @@ impl Handlers {
 
     /// Registers an already boxed handler.
     pub fn register_boxed(mut self, kind: impl Into<String>, policy: RetryPolicy, run: HandlerFn) -> Self {
-        self.map.insert(kind.into(), Entry { run, policy });
+        self.map.insert(kind.into(), Entry { run, policy, batch: None });
+        self
+    }
+
+    /// Registers `f` for jobs of `kind`, to be handed up to `max` claimed jobs of that kind and
+    /// of one tenant at once (those the worker holds when one of them starts; often just one).
+    /// Jobs that call a connection are handed over one at a time. Results are per job.
+    pub fn register_batch<F, Fut>(mut self, kind: impl Into<String>, policy: RetryPolicy, max: usize, f: F) -> Self
+    where
+        F: Fn(Vec<JobContext>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<Result<(), JobError>>> + Send + 'static,
+    {
+        let batch: BatchFn = Arc::new(move |ctxs| Box::pin(f(ctxs)));
+        let one = batch.clone();
+        let run: HandlerFn = Arc::new(move |ctx| {
+            let fut = one(vec![ctx]);
+            Box::pin(async move {
+                fut.await
+                    .pop()
+                    .unwrap_or_else(|| Err(JobError::new(ErrorClass::Internal, "the batch handler returned no result")))
+            })
+        });
+        self.map.insert(kind.into(), Entry { run, policy, batch: Some((batch, max.max(1))) });
         self
     }
 

@@ -23,17 +23,19 @@ macro_rules! held_by_worker {
 }
 
 /// The UPDATE that records a held attempt's success from inside the handler's own transaction
-/// (see [`Lease`]); the three arguments are the placeholders of the job id, the worker and the
-/// attempt. The same guard as [`finish`]'s, the same columns as its success (a HOT update);
+/// (see [`Lease`]): `$from` is an optional `FROM` clause (`""` for none), the other three are the
+/// SQL expressions of the job id, the worker and the attempt (placeholders or columns of
+/// `$from`). The same guard as [`finish`]'s, the same columns as its success (a HOT update);
 /// `started_at` keeps the claim's time. A job with a parent or a connection is left alone (its
 /// success also updates those: [`finish`] does it). Usable as a statement or a data-modifying CTE.
 #[macro_export]
 macro_rules! succeed_held_job_sql {
-    ($id:literal, $worker:literal, $attempt:literal) => {
+    ($from:literal, $id:literal, $worker:literal, $attempt:literal) => {
         concat!(
             "UPDATE qiserver.jobs j SET state = 'succeeded', lease_expires_at = NULL, updated_at = now(), \
-                 finished_at = now(), last_error_class = NULL, last_error_message = NULL \
-             WHERE j.id = ",
+                 finished_at = now(), last_error_class = NULL, last_error_message = NULL ",
+            $from,
+            " WHERE j.id = ",
             $id,
             " AND coalesce(j.lease_owner, '') = ",
             $worker,

@@ -5,17 +5,25 @@ use uuid::Uuid;
 use crate::queue::Lease;
 use crate::{StoreError, TenantTx};
 
-/// The batch's entry for a file version (`$1` batch, `$2` file, `$3` version) with what
-/// processing needs, locked (`FOR UPDATE`, so two runs of the same job serialise).
-macro_rules! lock_import_file_sql {
-    () => {
-        "SELECT f.id, f.status, v.original_name, v.content_sha256, v.size_bytes, v.media_type, b.profile, \
-                b.forced_profile \
-         FROM qinexus.import_files f \
-         JOIN qinexus.file_versions v ON v.file_id = f.file_id AND v.version = f.file_version \
-         JOIN qinexus.import_batches b ON b.id = f.import_batch_id \
-         WHERE f.import_batch_id = $1 AND f.file_id = $2 AND f.file_version = $3 \
-         FOR UPDATE OF f"
+/// Batch entries of file versions with what processing needs, locked (`FOR UPDATE`, in id
+/// order, so two runs of the same job serialise and batches cannot deadlock): `$cols` are more
+/// columns to select, `$from` more relations before the entries, `$which` picks the entries.
+macro_rules! lock_import_files_sql {
+    ($cols:literal, $from:literal, $which:literal) => {
+        concat!(
+            "SELECT ",
+            $cols,
+            "f.id, f.status, v.original_name, v.content_sha256, v.size_bytes, v.media_type, \
+                    b.profile, b.forced_profile \
+             FROM ",
+            $from,
+            "qinexus.import_files f \
+             JOIN qinexus.file_versions v ON v.file_id = f.file_id AND v.version = f.file_version \
+             JOIN qinexus.import_batches b ON b.id = f.import_batch_id \
+             WHERE ",
+            $which,
+            " ORDER BY f.id FOR UPDATE OF f"
+        )
     };
 }
 
@@ -41,7 +49,7 @@ pub async fn lock_import_file(
     file_id: Uuid,
     version: i32,
 ) -> Result<ImportFile, StoreError> {
-    sqlx::query_as(lock_import_file_sql!())
+    sqlx::query_as(lock_import_files_sql!("", "", "f.import_batch_id = $1 AND f.file_id = $2 AND f.file_version = $3"))
         .bind(import_batch_id)
         .bind(file_id)
         .bind(version)
@@ -50,51 +58,76 @@ pub async fn lock_import_file(
         .ok_or(StoreError::NotFound)
 }
 
-/// [`lock_import_file`], and when the file version is still to be processed and its media type
-/// is not one of `staged_types`, also its outcome (processed; the batch `registered`) and, given
-/// the attempt's `lease`, the job's success, all in one statement: what a processing job does
-/// for most files. Returns the entry as it was locked, whether it was finished here, and whether
-/// the job's success was recorded (the lease still held).
+/// A file version a processing job is for, with the job's lease.
+#[derive(Clone, Debug)]
+pub struct ProcessItem {
+    pub import_batch_id: Uuid,
+    pub file_id: Uuid,
+    pub version: i32,
+    /// The attempt's lease: given, a finished file's job is ended in the same statement.
+    pub lease: Option<Lease>,
+}
+
+/// [`lock_import_file`] for every item, and for each file version still to be processed whose
+/// media type is not one of `staged_types`, also its outcome (processed; the batch
+/// `registered`) and its job's success (while its lease holds; decision 0030), all in one
+/// statement: what processing does for most files, for several jobs at once. Returns, per item
+/// in order, the entry as it was locked and what was done, or `None` when the batch holds no
+/// such file version.
 pub async fn lock_and_finish_unstaged(
     tx: &mut TenantTx,
-    import_batch_id: Uuid,
-    file_id: Uuid,
-    version: i32,
+    items: &[ProcessItem],
     staged_types: &[&str],
-    lease: Option<&Lease>,
-) -> Result<Locked, StoreError> {
-    let row: Option<Locked> = sqlx::query_as(concat!(
-        "WITH t AS (",
-        lock_import_file_sql!(),
+) -> Result<Vec<Option<Locked>>, StoreError> {
+    let rows: Vec<Locked> = sqlx::query_as(concat!(
+        "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $5::uuid[], $6::text[], $7::int4[]) \
+                    WITH ORDINALITY AS r(batch, file, version, job, worker, attempt, ord)), \
+              t AS (",
+        lock_import_files_sql!(
+            "r.ord, r.job, r.worker, r.attempt, ",
+            "r, ",
+            "f.import_batch_id = r.batch AND f.file_id = r.file AND f.file_version = r.version"
+        ),
         "), \
               done AS (UPDATE qinexus.import_files i SET status = 'processed', error_message = NULL, updated_at = now() \
                        FROM t WHERE i.id = t.id AND t.status IN ('registered', 'processing') \
                          AND NOT (t.media_type = ANY($4)) \
-                       RETURNING i.import_batch_id, i.file_id), \
-              x AS (UPDATE qinexus.files SET status = 'processed', updated_at = now() \
-                    WHERE id = (SELECT file_id FROM done)), \
-              b AS (UPDATE qinexus.import_batches SET status = 'registered', updated_at = now() \
-                    WHERE id = (SELECT import_batch_id FROM done)), \
+                       RETURNING i.id, i.import_batch_id, i.file_id), \
+              x AS (UPDATE qinexus.files f SET status = 'processed', updated_at = now() FROM done WHERE f.id = done.file_id), \
+              b AS (UPDATE qinexus.import_batches b SET status = 'registered', updated_at = now() \
+                    FROM done WHERE b.id = done.import_batch_id), \
               job AS (",
-        crate::succeed_held_job_sql!("$5", "$6", "$7"),
-        " AND EXISTS (SELECT 1 FROM done) RETURNING 1) \
-         SELECT t.*, EXISTS (SELECT 1 FROM done) AS finished, EXISTS (SELECT 1 FROM job) AS job_succeeded FROM t"
+        crate::succeed_held_job_sql!("FROM t JOIN done ON done.id = t.id", "t.job", "t.worker", "t.attempt"),
+        " RETURNING j.id) \
+         SELECT t.ord, t.id, t.status, t.original_name, t.content_sha256, t.size_bytes, t.media_type, t.profile, \
+                t.forced_profile, EXISTS (SELECT 1 FROM done WHERE done.id = t.id) AS finished, \
+                EXISTS (SELECT 1 FROM job WHERE job.id = t.job) AS job_succeeded \
+         FROM t ORDER BY t.ord"
     ))
-    .bind(import_batch_id)
-    .bind(file_id)
-    .bind(version)
+    .bind(items.iter().map(|i| i.import_batch_id).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.file_id).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.version).collect::<Vec<_>>())
     .bind(staged_types)
-    .bind(lease.map(|l| l.job_id))
-    .bind(lease.map(|l| l.worker.as_str()))
-    .bind(lease.map(|l| l.attempt))
-    .fetch_optional(tx.conn())
+    .bind(items.iter().map(|i| i.lease.as_ref().map(|l| l.job_id)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.lease.as_ref().map(|l| l.worker.as_str())).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.lease.as_ref().map(|l| l.attempt)).collect::<Vec<_>>())
+    .fetch_all(tx.conn())
     .await?;
-    row.ok_or(StoreError::NotFound)
+    let mut out: Vec<Option<Locked>> = items.iter().map(|_| None).collect();
+    for row in rows {
+        let i = usize::try_from(row.ord - 1).map_err(|_| StoreError::Invalid("row order".into()))?;
+        if let Some(slot) = out.get_mut(i) {
+            *slot = Some(row);
+        }
+    }
+    Ok(out)
 }
 
-/// What [`lock_and_finish_unstaged`] found and did.
+/// What [`lock_and_finish_unstaged`] found and did for one item.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Locked {
+    /// The item's position, 1-based.
+    ord: i64,
     #[sqlx(flatten)]
     pub file: ImportFile,
     /// The file version was finished by the statement (nothing to stage).
