@@ -43,8 +43,8 @@ fn store_error(e: StoreError) -> JobError {
     }
 }
 
-/// Several jobs (of one tenant): one transaction and one statement finish every file with
-/// nothing to stage, and end those jobs (decision 0030); each other file then runs alone.
+/// Several jobs (of one tenant; often one): one transaction and one statement finish every file
+/// with nothing to stage, and end those jobs (decision 0030); each other file then runs alone.
 async fn run_batch(ctxs: Vec<JobContext>, blobs: BlobStore) -> Vec<Result<(), JobError>> {
     let mut results: Vec<Option<Result<(), JobError>>> = ctxs.iter().map(|_| None).collect();
     let mut items = Vec::with_capacity(ctxs.len());
@@ -63,7 +63,7 @@ async fn run_batch(ctxs: Vec<JobContext>, blobs: BlobStore) -> Vec<Result<(), Jo
         Err(e) => return results.into_iter().map(|r| r.unwrap_or_else(|| Err(e.clone()))).collect(),
     };
     let mut rest = Vec::new();
-    for (i, l) in of_item.into_iter().zip(locked) {
+    for ((i, item), l) in of_item.into_iter().zip(&items).zip(locked) {
         results[i] = match l {
             None => Some(Err(store_error(StoreError::NotFound))),
             Some(l) if l.finished => {
@@ -73,13 +73,13 @@ async fn run_batch(ctxs: Vec<JobContext>, blobs: BlobStore) -> Vec<Result<(), Jo
                 Some(Ok(()))
             }
             Some(_) => {
-                rest.push(i);
+                rest.push((i, item));
                 None
             }
         };
     }
-    for i in rest {
-        results[i] = Some(run(ctxs[i].clone(), blobs.clone()).await);
+    for (i, item) in rest {
+        results[i] = Some(stage_one(&ctxs[i], &blobs, item).await);
     }
     results.into_iter().map(|r| r.unwrap_or_else(|| Err(JobError::new(ErrorClass::Internal, "not run")))).collect()
 }
@@ -95,31 +95,17 @@ async fn lock_and_finish(ctx: &JobContext, items: &[ProcessItem]) -> Result<Vec<
     Ok(locked)
 }
 
-async fn run(ctx: JobContext, blobs: BlobStore) -> Result<(), JobError> {
-    let Payload::V1 { file_id, version, import_batch_id } = ctx.payload_as()?;
+/// One file the batch's statement did not finish: staged (structured), or already processed by
+/// an earlier run. Its job ends through the worker.
+async fn stage_one(ctx: &JobContext, blobs: &BlobStore, item: &ProcessItem) -> Result<(), JobError> {
+    let ProcessItem { import_batch_id, file_id, version, .. } = *item;
     let mut tx = ctx.store.tenant_tx(ctx.tenant).await.map_err(store_error)?;
-    // Files with nothing to stage are finished by the statement that locks them, and so is the
-    // job (processing jobs have no parent and no connection).
-    let item = ProcessItem { import_batch_id, file_id, version, lease: Some(ctx.lease()) };
-    let locked = processing::lock_and_finish_unstaged(&mut tx, std::slice::from_ref(&item), &STRUCTURED)
-        .await
-        .map_err(store_error)?
-        .pop()
-        .flatten()
-        .ok_or_else(|| store_error(StoreError::NotFound))?;
-    let file = locked.file;
-    if locked.finished {
-        tx.commit().await.map_err(store_error)?;
-        if locked.job_succeeded {
-            ctx.succeeded_in_transaction();
-        }
-        return Ok(());
-    }
+    let file = processing::lock_import_file(&mut tx, import_batch_id, file_id, version).await.map_err(store_error)?;
     if file.status != "registered" && file.status != "processing" {
         tracing::info!(%file_id, version, status = %file.status, "file already processed");
         return Ok(());
     }
-    match stage_and_propose(&mut tx, &blobs, &file, import_batch_id, file_id).await {
+    match stage_and_propose(&mut tx, blobs, &file, import_batch_id, file_id).await {
         Ok(()) => {
             processing::finish_import_file(&mut tx, file.id, None, None).await.map_err(store_error)?;
             tx.commit().await.map_err(store_error)
