@@ -1,9 +1,9 @@
 //! A real S3 server on loopback for the tests: `moto_server` from PyPI, installed into
 //! `/tmp/spine-moto` on first use (under `flock`, so parallel test processes install it once),
-//! started on a free port per test and killed when the guard drops.
+//! started per test on a port it picks itself and killed when the guard drops.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,31 +41,47 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Starts moto on a port it picks itself (`-p 0`; the port is read from its startup line, so
+    /// parallel tests cannot race for a port) and creates the bucket, retrying while werkzeug
+    /// still resets connections during its start, within one 60 s deadline.
     pub fn start() -> Moto {
         ensure_installed();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(Path::new(VENV).join("bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new(Path::new(VENV).join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("moto_server starts");
-        let mut moto = Moto { child, port };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        // Reads the startup line, then keeps draining werkzeug's request log so it never blocks.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = line.split("http://127.0.0.1:").nth(1).and_then(|p| p.trim().parse::<u16>().ok()) {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("moto_server printed no listening address within 60 s ({:?})", child.wait());
+            }
+        };
+        let moto = Moto { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited early ({status}) on port {port}");
+            match try_request(port, "PUT", &format!("/{BUCKET}")) {
+                Ok((200, _)) => return moto,
+                Ok((status, body)) if Instant::now() >= deadline => {
+                    panic!("creating the bucket on moto port {port}: status {status}: {body}")
+                }
+                Err(e) if Instant::now() >= deadline => panic!("creating the bucket on moto port {port}: {e}"),
+                _ => std::thread::sleep(Duration::from_millis(50)),
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 60 s");
-            std::thread::sleep(Duration::from_millis(50));
         }
-        let (status, body) = moto.request("PUT", &format!("/{BUCKET}"));
-        assert_eq!(status, 200, "creating the bucket: {body}");
-        moto
     }
 
     pub fn endpoint(&self) -> String {
@@ -87,15 +103,18 @@ impl Moto {
 }
 
 fn request(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    try_request(port, method, path).unwrap_or_else(|e| panic!("{method} {path} on moto port {port}: {e}"))
+}
+
+fn try_request(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
     let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
+    s.read_to_string(&mut resp)?;
     let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 impl Drop for Moto {
