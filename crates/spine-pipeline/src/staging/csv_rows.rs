@@ -12,6 +12,9 @@ use std::collections::HashSet;
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use serde_json::{Map, Value};
 
+use spine_store::repos::staging::{ImportRow, RowEncoder};
+
+use super::csv_json::JsonKeys;
 use super::decode::read_some;
 use super::parse::Input;
 use super::{NUL_MESSAGE, ParseSummary, RAW_TEXT_KEEP, RowError, StagedRow, StagingError, raw_text};
@@ -20,10 +23,10 @@ const CHUNK: usize = 64 * 1024;
 /// Fields per record beyond which a record is treated as oversized.
 const MAX_FIELDS: usize = 65_536;
 
+/// A record read: its field count, or its raw size when it was over the cap.
 enum Record {
     Fields(usize),
     Oversized(usize),
-    End,
 }
 
 pub struct CsvRows<'a> {
@@ -41,6 +44,7 @@ pub struct CsvRows<'a> {
     max_row: usize,
     fallback: bool,
     header: Option<Vec<String>>,
+    keys: JsonKeys,
     row: u32,
     done: bool,
     summary: ParseSummary,
@@ -63,6 +67,7 @@ impl<'a> CsvRows<'a> {
             max_row: max_row.max(1),
             fallback,
             header: None,
+            keys: JsonKeys::default(),
             row: 0,
             done: false,
             summary,
@@ -79,7 +84,7 @@ impl<'a> CsvRows<'a> {
 
     /// Reads one record into `out`/`ends` (and its raw bytes into `raw`), in at most about
     /// `max_row` bytes of memory.
-    fn read_record(&mut self) -> std::io::Result<Record> {
+    fn read_record(&mut self) -> std::io::Result<Option<Record>> {
         self.raw.clear();
         let (mut outlen, mut endlen, mut raw_total, mut oversized) = (0, 0, 0usize, false);
         loop {
@@ -121,9 +126,9 @@ impl<'a> CsvRows<'a> {
                     }
                 }
                 ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => {}
-                ReadRecordResult::Record if oversized => return Ok(Record::Oversized(raw_total)),
-                ReadRecordResult::Record => return Ok(Record::Fields(endlen)),
-                ReadRecordResult::End => return Ok(Record::End),
+                ReadRecordResult::Record if oversized => return Ok(Some(Record::Oversized(raw_total))),
+                ReadRecordResult::Record => return Ok(Some(Record::Fields(endlen))),
+                ReadRecordResult::End => return Ok(None),
             }
         }
     }
@@ -152,15 +157,16 @@ impl<'a> CsvRows<'a> {
 
     fn read_header(&mut self) -> Result<bool, StagingError> {
         match self.read_record()? {
-            Record::End => {
+            None => {
                 self.summary.empty_input = true;
                 Ok(false)
             }
-            Record::Oversized(_) => Err(StagingError::HeaderTooLarge(self.max_row)),
-            Record::Fields(n) => {
+            Some(Record::Oversized(_)) => Err(StagingError::HeaderTooLarge(self.max_row)),
+            Some(Record::Fields(n)) => {
                 let mut ignored = false;
                 let names = (0..n).map(|i| self.text(self.field(i), &mut ignored).replace('\0', "\u{FFFD}")).collect();
                 let header = unique_header(names);
+                self.keys = JsonKeys::new(&header);
                 self.summary.header = header.clone();
                 self.header = Some(header);
                 Ok(true)
@@ -168,20 +174,24 @@ impl<'a> CsvRows<'a> {
         }
     }
 
-    fn next_row(&mut self) -> Result<Option<StagedRow>, StagingError> {
+    /// The next record and its row number, or `None` at the end.
+    fn advance(&mut self) -> Result<Option<(u32, Record)>, StagingError> {
         if self.header.is_none() && !self.read_header()? {
             return Ok(None);
         }
-        let record = self.read_record()?;
-        if matches!(record, Record::End) {
+        let Some(record) = self.read_record()? else {
             return Ok(None);
-        }
+        };
         if self.row >= i32::MAX as u32 {
             return Err(StagingError::TooManyRows);
         }
         self.row += 1;
-        let outcome = match record {
-            Record::End => return Ok(None),
+        Ok(Some((self.row, record)))
+    }
+
+    fn outcome(&mut self, record: Record) -> Result<Map<String, Value>, RowError> {
+        match record {
+            Record::Fields(n) => self.build(n),
             Record::Oversized(len) => Err(self.raw_error(
                 format!(
                     "row is {len} bytes, over the {}-byte limit; raw text cut to its first {RAW_TEXT_KEEP} bytes",
@@ -189,9 +199,73 @@ impl<'a> CsvRows<'a> {
                 ),
                 RAW_TEXT_KEEP,
             )),
-            Record::Fields(n) => self.build(n),
+        }
+    }
+
+    /// One step of either iteration: stops after the end or a failure, counts rows.
+    fn step<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, u32, Record) -> Result<(T, bool), StagingError>,
+    ) -> Option<Result<T, StagingError>> {
+        if self.done {
+            return None;
+        }
+        let stepped = match self.advance() {
+            Ok(Some((row, record))) => f(self, row, record),
+            Ok(None) => {
+                self.done = true;
+                return None;
+            }
+            Err(e) => Err(e),
         };
-        Ok(Some(StagedRow { row_number: self.row, outcome }))
+        match stepped {
+            Ok((item, ok)) => {
+                if ok {
+                    self.summary.rows_ok += 1;
+                } else {
+                    self.summary.rows_error += 1;
+                }
+                Some(Ok(item))
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Encodes the next row for COPY; the same rows as the iterator gives, without building a
+    /// `Map` for rows that are plain (valid UTF-8, no NUL, no stray fields).
+    pub(crate) fn encode_next(&mut self, enc: &mut RowEncoder) -> Option<Result<(), StagingError>> {
+        self.step(|this, row, record| {
+            if let Record::Fields(n) = record
+                && let Some(text) = this.plain(n)
+            {
+                let ends = &this.ends[..n];
+                let field = |i: usize| &text[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+                enc.encode_json_with(row, |buf| this.keys.write(buf, n, field))?;
+                return Ok(((), true));
+            }
+            let outcome = this.outcome(record);
+            let ok = outcome.is_ok();
+            enc.encode(&ImportRow::from(StagedRow { row_number: row, outcome }))?;
+            Ok(((), ok))
+        })
+    }
+
+    /// The text of a record's fields when the fast path may write it: all UTF-8, no NUL, no
+    /// non-empty field past the header.
+    fn plain(&self, n: usize) -> Option<&str> {
+        let width = self.header.as_ref().map_or(0, Vec::len);
+        if n > width && (width..n).any(|i| !self.field(i).is_empty()) {
+            return None;
+        }
+        let used = if n == 0 { 0 } else { self.ends[n - 1] };
+        let bytes = &self.out[..used];
+        if bytes.contains(&0) {
+            return None;
+        }
+        std::str::from_utf8(bytes).ok()
     }
 
     fn build(&mut self, n: usize) -> Result<Map<String, Value>, RowError> {
@@ -220,26 +294,11 @@ impl Iterator for CsvRows<'_> {
     type Item = Result<StagedRow, StagingError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.next_row() {
-            Ok(Some(row)) => {
-                match row.outcome {
-                    Ok(_) => self.summary.rows_ok += 1,
-                    Err(_) => self.summary.rows_error += 1,
-                }
-                Some(Ok(row))
-            }
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.step(|this, row, record| {
+            let outcome = this.outcome(record);
+            let ok = outcome.is_ok();
+            Ok((StagedRow { row_number: row, outcome }, ok))
+        })
     }
 }
 

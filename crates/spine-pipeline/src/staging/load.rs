@@ -50,11 +50,8 @@ pub async fn stage<R: Read + Send + 'static>(
         let stopped = || StagingError::Join("the loader stopped".to_owned());
         let mut rows = parse(input, &opts)?;
         let mut encoder = RowEncoder::new();
-        for row in rows.by_ref() {
-            if let Err(e) = encoder.encode(&ImportRow::from(row?)) {
-                // The loader reports it (in order, after the rows before it).
-                return sender.blocking_send(Err(e.into())).map_err(|_| stopped()).map(|()| rows.into_summary());
-            }
+        while let Some(encoded) = rows.encode_next(&mut encoder) {
+            encoded?;
             if encoder.len() >= COPY_CHUNK_BYTES && sender.blocking_send(Ok(encoder.take())).is_err() {
                 return Err(stopped());
             }

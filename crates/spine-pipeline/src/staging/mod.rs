@@ -14,6 +14,7 @@
 //!   streaming scanner and each element parsed with serde_json.
 //! - [`load`]: parse on a blocking thread, feed COPY through a bounded channel.
 
+mod csv_json;
 pub mod csv_rows;
 mod decode;
 pub mod detect;

@@ -3,6 +3,8 @@
 
 use std::io::{Cursor, Read};
 
+use spine_store::repos::staging::{ImportRow, RowEncoder};
+
 use super::csv_rows::CsvRows;
 use super::decode::{DecodeReader, read_up_to};
 use super::detect::{SNIFF_BYTES, TextEncoding, detect_encoding, detect_format, sniff_delimiter};
@@ -31,6 +33,15 @@ impl RowIter<'_> {
         match self {
             RowIter::Csv(r) => (*r).into_summary(),
             RowIter::Json(r) => (*r).into_summary(),
+        }
+    }
+
+    /// Encodes the next row for COPY (`None` at the end): the rows the iterator gives, written
+    /// without an intermediate `Map` where the format allows (CSV).
+    pub fn encode_next(&mut self, enc: &mut RowEncoder) -> Option<Result<(), StagingError>> {
+        match self {
+            RowIter::Csv(r) => r.encode_next(enc),
+            RowIter::Json(r) => r.next().map(|row| Ok(enc.encode(&ImportRow::from(row?))?)),
         }
     }
 }

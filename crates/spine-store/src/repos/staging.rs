@@ -83,21 +83,54 @@ impl RowEncoder {
 
     /// Appends one row. Fails (and appends nothing) when the row number is 0 or above `i32::MAX`.
     pub fn encode(&mut self, row: &ImportRow) -> Result<(), StoreError> {
-        let n = match row {
-            ImportRow::Parsed { row_number, .. } | ImportRow::Failed { row_number, .. } => *row_number,
-        };
-        let n = match i32::try_from(n) {
+        match row {
+            ImportRow::Parsed { row_number, payload } => self.append(*row_number, true, |buf| {
+                write_payload(buf, |buf| write_object(buf, payload).map_err(|e| StoreError::Invalid(e.to_string())))
+            }),
+            ImportRow::Failed { row_number, raw_text, error } => {
+                self.append(*row_number, false, |buf| write_failure(buf, raw_text, error))
+            }
+        }
+    }
+
+    /// Appends one parsed row whose payload `write` appends to the buffer: exactly one JSON
+    /// object, UTF-8 without NUL, ideally with its keys in jsonb's order (see [`jsonb_key_order`]).
+    /// For parsers that can write rows straight from their input, without building a
+    /// [`Map`] first (the CSV parser does); same checks as [`RowEncoder::encode`].
+    pub fn encode_json_with(&mut self, row_number: u32, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), StoreError> {
+        self.append(row_number, true, |buf| {
+            write_payload(buf, |buf| {
+                write(buf);
+                Ok(())
+            })
+        })
+    }
+
+    fn append(
+        &mut self,
+        row_number: u32,
+        parsed: bool,
+        fields: impl FnOnce(&mut Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let n = match i32::try_from(row_number) {
             Ok(n) if n > 0 => n,
-            _ => return Err(StoreError::Invalid(format!("row number {n} out of range"))),
+            _ => return Err(StoreError::Invalid(format!("row number {row_number} out of range"))),
         };
         let start = self.buf.len();
-        if let Err(e) = encode_tuple(&mut self.buf, self.ids.next(), n, row) {
+        let buf = &mut self.buf;
+        buf.extend_from_slice(&COPY_COLUMNS.to_be_bytes());
+        buf.extend_from_slice(&16i32.to_be_bytes());
+        buf.extend_from_slice(self.ids.next().as_bytes());
+        buf.extend_from_slice(&4i32.to_be_bytes());
+        buf.extend_from_slice(&n.to_be_bytes());
+        if let Err(e) = fields(buf) {
             self.buf.truncate(start);
             return Err(e);
         }
-        match row {
-            ImportRow::Parsed { .. } => self.counts.rows_ok += 1,
-            ImportRow::Failed { .. } => self.counts.rows_error += 1,
+        if parsed {
+            self.counts.rows_ok += 1;
+        } else {
+            self.counts.rows_error += 1;
         }
         self.counts.rows_total += 1;
         Ok(())
@@ -129,6 +162,11 @@ pub struct EncodedRows {
 impl EncodedRows {
     pub fn counts(&self) -> StagingCounts {
         self.counts
+    }
+
+    /// The binary COPY tuples (no header or trailer).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.data
     }
 
     /// Bytes of COPY data.
@@ -287,33 +325,35 @@ pub async fn record_batch_summary(
     Ok(())
 }
 
-/// One binary COPY tuple: id, row_number, raw_payload, raw_text, parse_error.
-fn encode_tuple(buf: &mut Vec<u8>, id: Uuid, row_number: i32, row: &ImportRow) -> Result<(), StoreError> {
-    buf.extend_from_slice(&COPY_COLUMNS.to_be_bytes());
-    buf.extend_from_slice(&16i32.to_be_bytes());
-    buf.extend_from_slice(id.as_bytes());
-    buf.extend_from_slice(&4i32.to_be_bytes());
-    buf.extend_from_slice(&row_number.to_be_bytes());
-    match row {
-        ImportRow::Parsed { payload, .. } => {
-            // jsonb's binary form: a version byte, then the JSON text.
-            let at = begin_field(buf);
-            buf.push(1);
-            write_object(buf, payload).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            end_field(buf, at)?;
-            buf.extend_from_slice(&(-1i32).to_be_bytes());
-            buf.extend_from_slice(&(-1i32).to_be_bytes());
-        }
-        ImportRow::Failed { raw_text, error, .. } => {
-            buf.extend_from_slice(&(-1i32).to_be_bytes());
-            for text in [raw_text, error] {
-                let at = begin_field(buf);
-                push_text(buf, text.as_bytes());
-                end_field(buf, at)?;
-            }
-        }
+/// The last three fields of a parsed row's tuple: raw_payload (jsonb's binary form: a version
+/// byte, then the JSON text `write` appends), and NULL raw_text and parse_error.
+fn write_payload(
+    buf: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let at = begin_field(buf);
+    buf.push(1);
+    write(buf)?;
+    end_field(buf, at)?;
+    buf.extend_from_slice(&(-1i32).to_be_bytes());
+    buf.extend_from_slice(&(-1i32).to_be_bytes());
+    Ok(())
+}
+
+/// The last three fields of a failed row's tuple: NULL raw_payload, raw_text and parse_error.
+fn write_failure(buf: &mut Vec<u8>, raw_text: &str, error: &str) -> Result<(), StoreError> {
+    buf.extend_from_slice(&(-1i32).to_be_bytes());
+    for text in [raw_text, error] {
+        let at = begin_field(buf);
+        push_text(buf, text.as_bytes());
+        end_field(buf, at)?;
     }
     Ok(())
+}
+
+/// jsonb's order of object keys: shorter first, then by bytes.
+pub fn jsonb_key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// The payload as a JSON object with its keys in jsonb's order (shorter keys first, then by
@@ -322,7 +362,7 @@ fn encode_tuple(buf: &mut Vec<u8>, id: Uuid, row_number: i32, row: &ImportRow) -
 /// (bench/README.md). The stored value is the same either way.
 fn write_object(buf: &mut Vec<u8>, payload: &Map<String, Value>) -> serde_json::Result<()> {
     let mut entries: Vec<(&String, &Value)> = payload.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
+    entries.sort_unstable_by(|a, b| jsonb_key_order(a.0, b.0));
     buf.push(b'{');
     for (i, (key, value)) in entries.into_iter().enumerate() {
         if i > 0 {

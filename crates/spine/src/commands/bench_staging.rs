@@ -11,8 +11,9 @@ use std::time::Instant;
 use clap::Args;
 use serde_json::json;
 use spine_core::ids::TenantId;
-use spine_pipeline::staging::{ParseOptions, stage};
+use spine_pipeline::staging::{ParseOptions, parse, stage};
 use spine_store::Store;
+use spine_store::repos::staging::{COPY_CHUNK_BYTES, RowEncoder};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -29,6 +30,10 @@ pub struct StagingArgs {
     /// Leave the staged rows in place.
     #[arg(long)]
     pub keep: bool,
+    /// Only parse the file and encode its rows for COPY, as the staging parser thread does, and
+    /// print that rate: the client's share of a load, without the database.
+    #[arg(long)]
+    pub parse_only: bool,
 }
 
 fn sql(e: sqlx::Error) -> CliError {
@@ -37,6 +42,9 @@ fn sql(e: sqlx::Error) -> CliError {
 
 pub async fn run(pool: &PgPool, args: StagingArgs) -> Result<(), CliError> {
     let meta = std::fs::metadata(&args.file).map_err(|e| CliError::usage(format!("{}: {e}", args.file.display())))?;
+    if args.parse_only {
+        return parse_only(&args, meta.len());
+    }
     let (tenant, batch, file) = prepare(pool, &args, meta.len()).await?;
     let store = Store::new(pool.clone());
     let input =
@@ -86,6 +94,44 @@ pub async fn run(pool: &PgPool, args: StagingArgs) -> Result<(), CliError> {
         "client_cpu_secs": client_cpu,
         "encoding": report.summary.encoding,
         "format": report.summary.format,
+    });
+    output::text(&format!("RESULT {result}"));
+    Ok(())
+}
+
+/// `--parse-only`: the parser thread's work (parse, encode for COPY) on this thread, timed.
+fn parse_only(args: &StagingArgs, bytes: u64) -> Result<(), CliError> {
+    let input =
+        std::fs::File::open(&args.file).map_err(|e| CliError::failed(format!("{}: {e}", args.file.display())))?;
+    let (started, cpu0) = (Instant::now(), cpu_secs("self"));
+    let mut rows = parse(std::io::BufReader::with_capacity(256 * 1024, input), &ParseOptions::default())
+        .map_err(|e| CliError::failed(format!("parsing failed: {e}")))?;
+    let (mut encoder, mut encoded) = (RowEncoder::new(), 0u64);
+    while let Some(step) = rows.encode_next(&mut encoder) {
+        step.map_err(|e| CliError::failed(format!("parsing failed: {e}")))?;
+        if encoder.len() >= COPY_CHUNK_BYTES {
+            encoded += encoder.take().len() as u64;
+        }
+    }
+    encoded += encoder.take().len() as u64;
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs("self").zip(cpu0).map(|(b, a)| b - a);
+    let summary = rows.into_summary();
+    let total = summary.rows_ok + summary.rows_error;
+    output::text(&format!(
+        "parsed and encoded {total} rows of {} MB in {secs:.2} s = {:.0} rows/s ({encoded} bytes of COPY data)",
+        bytes / 1_000_000,
+        total as f64 / secs
+    ));
+    let result = json!({
+        "bench": "staging-parse",
+        "file": args.file.display().to_string(),
+        "bytes": bytes,
+        "rows": total,
+        "seconds": secs,
+        "rows_per_sec": total as f64 / secs,
+        "client_cpu_secs": cpu,
+        "copy_bytes": encoded,
     });
     output::text(&format!("RESULT {result}"));
     Ok(())
