@@ -8,7 +8,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use spine_pipeline::staging::{ParseOptions, ParseSummary, parse};
-use spine_store::repos::staging::{ImportRow, RowEncoder};
+use spine_store::repos::staging::{ImportRow, RowEncoder, StagingTarget};
+use uuid::Uuid;
 
 const PER_FILE: Duration = Duration::from_secs(30);
 
@@ -48,7 +49,11 @@ type Encoded = Result<(Vec<Vec<Option<Vec<u8>>>>, ParseSummary), String>;
 
 fn encode(bytes: &[u8], fast: bool) -> Encoded {
     let mut rows = parse(std::io::Cursor::new(bytes.to_vec()), &ParseOptions::default()).map_err(|e| e.to_string())?;
-    let mut enc = RowEncoder::new();
+    let mut enc = RowEncoder::new(StagingTarget {
+        tenant_id: Uuid::nil(),
+        import_batch_id: Uuid::nil(),
+        source_file_id: Uuid::nil(),
+    });
     if fast {
         while let Some(step) = rows.encode_next(&mut enc) {
             step.map_err(|e| e.to_string())?;

@@ -8,6 +8,7 @@ pub mod embedded;
 mod error;
 pub mod governance;
 pub mod migrate;
+pub mod nodelay;
 pub mod queue;
 pub mod repos;
 mod scope;

@@ -16,6 +16,8 @@ pub struct Store {
 pub struct TenantTx {
     pub(crate) tx: Transaction<'static, Postgres>,
     tenant: TenantId,
+    /// The role the transaction runs as (`spine_app` or `spine_ingest`).
+    role: &'static str,
 }
 
 /// A read-only transaction as `spine_app` with no tenant set: platform-wide tables (the registry)
@@ -71,7 +73,7 @@ impl Store {
                 "BEGIN; SET LOCAL ROLE {role}; SET LOCAL spine.tenant_id = '{tenant}'{more}"
             )))
             .await?;
-        Ok(TenantTx { tx, tenant })
+        Ok(TenantTx { tx, tenant, role })
     }
 
     pub async fn read_tx(&self) -> Result<ReadTx, StoreError> {
@@ -93,6 +95,12 @@ impl Store {
 impl TenantTx {
     pub fn tenant(&self) -> TenantId {
         self.tenant
+    }
+
+    /// The role the transaction runs as, for a statement that must leave it and come back
+    /// (the staging COPY).
+    pub(crate) fn role(&self) -> &'static str {
+        self.role
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

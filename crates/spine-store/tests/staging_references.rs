@@ -147,13 +147,57 @@ async fn another_tenants_batch_or_file_is_refused_with_a_clear_error() {
     assert_eq!(count(&f.db.pool).await, 0);
 }
 
+/// The loader COPYs as the tables' owner (decision 0031): the transaction's role is back after
+/// every load, and rows of another tenant than the transaction's are refused even for the owner.
+#[tokio::test]
+async fn the_owners_copy_is_pinned_to_the_transactions_tenant_and_gives_the_role_back() {
+    let f = fixture().await;
+    for (mut tx, role) in [
+        (f.store.tenant_tx(f.tenant).await.unwrap(), "spine_app"),
+        (f.store.ingest_tx(f.tenant).await.unwrap(), "spine_ingest"),
+    ] {
+        staging::copy_rows(&mut tx, f.batch, f.file, rows(3)).await.unwrap();
+        let user: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(tx.conn()).await.unwrap();
+        assert_eq!(user, role, "the transaction's role after a load");
+        if role == "spine_ingest" {
+            let err = sqlx::query("INSERT INTO core.people (tenant_id, full_name) VALUES ($1, 'P')")
+                .bind(f.tenant.as_uuid())
+                .execute(tx.conn())
+                .await
+                .unwrap_err();
+            assert_eq!(sqlstate(err), "42501", "the integration law holds after a load");
+        }
+    }
+
+    let other = TenantId::new();
+    let (other_batch, other_file) = make_batch(&f.db.pool, other, "other").await;
+    let mut tx = f.store.tenant_tx(f.tenant).await.unwrap();
+    sqlx::raw_sql("SET LOCAL ROLE NONE").execute(tx.conn()).await.unwrap();
+    let err = sqlx::query(
+        "INSERT INTO staging.import_rows (tenant_id, import_batch_id, source_file_id, row_number, raw_payload) \
+         VALUES ($1, $2, $3, 1, '{}')",
+    )
+    .bind(other.as_uuid())
+    .bind(other_batch)
+    .bind(other_file)
+    .execute(tx.conn())
+    .await
+    .unwrap_err();
+    let db = err.as_database_error().unwrap();
+    assert_eq!(db.code().as_deref(), Some("42501"));
+    assert_eq!(db.constraint(), Some("import_rows_tenant"));
+    assert!(db.message().contains(&format!("staged rows of tenant {} in a transaction of tenant", other.as_uuid())));
+    drop(tx);
+    assert_eq!(count(&f.db.pool).await, 0);
+}
+
 #[tokio::test]
 async fn a_missing_reference_in_a_copy_is_refused_and_leaves_nothing() {
     let f = fixture().await;
     let missing = Uuid::now_v7();
     let mut tx = f.store.tenant_tx(f.tenant).await.unwrap();
-    // Rows are checked as they move from the temp table: the load fails at the first move, and
-    // streaming more rows after a good chunk does not hide it.
+    // Rows are checked per COPY statement: the load fails at the first one, and streaming more
+    // rows after it does not hide it.
     let mut copy = StagingCopy::begin(&mut tx, f.batch, missing).await.unwrap();
     let mut failed = None;
     for row in rows(40_000) {

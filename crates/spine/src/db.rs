@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use spine_store::embedded::{Cluster, ClusterConfig};
+use spine_store::nodelay::PgPoolOptionsExt;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -44,7 +45,7 @@ impl Database {
                 .map_err(|e| CliError::config(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
             let location =
                 format!("postgresql://{}:{}/{}", opts.get_host(), opts.get_port(), opts.get_database().unwrap_or(""));
-            let pool = pool_opts.connect_with(opts).await.map_err(|e| {
+            let pool = pool_opts.tcp_nodelay(&opts).connect_with(opts).await.map_err(|e| {
                 CliError::unavailable(format!("cannot connect to DATABASE_URL ({location}): {e}"))
                     .hint("check that the server runs and the URL's user, password and database are right, or unset DATABASE_URL to use the private cluster")
             })?;

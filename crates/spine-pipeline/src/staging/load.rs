@@ -1,14 +1,15 @@
 //! Parse and load together: the parser runs on a blocking thread, encodes rows for COPY there and
 //! hands them in chunks of about 1 MiB through a bounded channel to COPY on the caller's
 //! transaction, so memory stays constant and parsing and encoding overlap with the database's
-//! work (which is the bottleneck: bench/README.md).
+//! work.
 
 use std::io::Read;
 
 use serde::Serialize;
 use spine_store::TenantTx;
 use spine_store::repos::staging::{
-    COPY_CHUNK_BYTES, EncodedRows, ImportRow, RowEncoder, StagingCopy, StagingCounts, record_batch_summary,
+    COPY_CHUNK_BYTES, EncodedRows, ImportRow, RowEncoder, StagingCopy, StagingCounts, StagingTarget,
+    record_batch_summary,
 };
 use uuid::Uuid;
 
@@ -46,10 +47,11 @@ pub async fn stage<R: Read + Send + 'static>(
     opts: ParseOptions,
 ) -> Result<StageReport, StagingError> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<EncodedRows, StagingError>>(CHANNEL_CHUNKS);
+    let target = StagingTarget { tenant_id: tx.tenant().as_uuid(), import_batch_id, source_file_id };
     let parser = tokio::task::spawn_blocking(move || -> Result<ParseSummary, StagingError> {
         let stopped = || StagingError::Join("the loader stopped".to_owned());
         let mut rows = parse(input, &opts)?;
-        let mut encoder = RowEncoder::new();
+        let mut encoder = RowEncoder::new(target);
         while let Some(encoded) = rows.encode_next(&mut encoder) {
             encoded?;
             if encoder.len() >= COPY_CHUNK_BYTES && sender.blocking_send(Ok(encoder.take())).is_err() {

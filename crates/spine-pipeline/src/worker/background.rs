@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use spine_store::StoreError;
+use spine_store::nodelay::PgPoolOptionsExt;
 use spine_store::queue::{self, Finish, Finished};
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
@@ -195,6 +196,7 @@ pub(crate) fn worker_pools(pool: &PgPool, flushers: u32) -> (PgPool, PgPool) {
         .min_connections(0)
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
+        .tcp_nodelay(&opts)
         .connect_lazy_with(
             opts.clone().options([("synchronous_commit", "off"), ("plan_cache_mode", "force_generic_plan")]),
         );
@@ -203,17 +205,20 @@ pub(crate) fn worker_pools(pool: &PgPool, flushers: u32) -> (PgPool, PgPool) {
         .min_connections(0)
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
+        .tcp_nodelay(&opts)
         .connect_lazy_with(opts);
     (claim, queue)
 }
 
 /// A one-connection pool for the LISTEN connection, so it takes no slot of the worker's pool.
 pub(crate) fn listener_pool(pool: &PgPool) -> PgPool {
+    let opts = (*pool.connect_options()).clone();
     PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_lazy_with((*pool.connect_options()).clone())
+        .tcp_nodelay(&opts)
+        .connect_lazy_with(opts)
 }
 
 pub(crate) async fn connect_listener(pool: &PgPool) -> Result<PgListener, sqlx::Error> {

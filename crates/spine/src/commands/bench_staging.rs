@@ -13,7 +13,7 @@ use serde_json::json;
 use spine_core::ids::TenantId;
 use spine_pipeline::staging::{ParseOptions, parse, stage};
 use spine_store::Store;
-use spine_store::repos::staging::{COPY_CHUNK_BYTES, RowEncoder};
+use spine_store::repos::staging::{COPY_CHUNK_BYTES, RowEncoder, StagingTarget};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -99,6 +99,10 @@ pub async fn run(pool: &PgPool, args: StagingArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// References written into `--parse-only`'s rows (nothing is loaded).
+const BENCH_TARGET: StagingTarget =
+    StagingTarget { tenant_id: Uuid::nil(), import_batch_id: Uuid::nil(), source_file_id: Uuid::nil() };
+
 /// `--parse-only`: the parser thread's work (parse, encode for COPY) on this thread, timed.
 fn parse_only(args: &StagingArgs, bytes: u64) -> Result<(), CliError> {
     let input =
@@ -106,7 +110,7 @@ fn parse_only(args: &StagingArgs, bytes: u64) -> Result<(), CliError> {
     let (started, cpu0) = (Instant::now(), cpu_secs("self"));
     let mut rows = parse(std::io::BufReader::with_capacity(256 * 1024, input), &ParseOptions::default())
         .map_err(|e| CliError::failed(format!("parsing failed: {e}")))?;
-    let (mut encoder, mut encoded) = (RowEncoder::new(), 0u64);
+    let (mut encoder, mut encoded) = (RowEncoder::new(BENCH_TARGET), 0u64);
     while let Some(step) = rows.encode_next(&mut encoder) {
         step.map_err(|e| CliError::failed(format!("parsing failed: {e}")))?;
         if encoder.len() >= COPY_CHUNK_BYTES {
