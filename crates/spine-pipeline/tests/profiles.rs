@@ -9,9 +9,10 @@ use serde_json::{Map, Value};
 use spine_core::identifier::IdentifierKind;
 use spine_pipeline::profiles::{self, MapOptions, MappedContact, MappedIdentifier, Profile};
 use spine_pipeline::staging::{self, Format, ParseOptions};
+use spine_testkit::{corpus_dir, files_under};
 
 fn corpus(rel: &str) -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus")).join(rel)
+    corpus_dir().join(rel)
 }
 
 struct Parsed {
@@ -516,17 +517,6 @@ fn detection_explains_itself_and_rejects_unrelated_headers() {
 }
 
 // --- every messy and hostile file -------------------------------------------------------------
-
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
 
 #[test]
 fn every_messy_and_hostile_file_maps_without_panic() {

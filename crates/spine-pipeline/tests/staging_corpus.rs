@@ -3,31 +3,15 @@
 //! asserted. Plus generated inputs: a 100 MB single line (streamed, never stored).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 use spine_pipeline::staging::{Format, ParseOptions, ParseSummary, StagedRow, parse};
+use spine_testkit::{corpus_dir, files_under};
 
 const PER_FILE: Duration = Duration::from_secs(30);
-
-fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    assert!(dir.is_dir(), "the shared corpus is expected at {}", dir.display());
-    dir
-}
-
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
 
 type Parsed = Result<(Vec<StagedRow>, ParseSummary), String>;
 
@@ -62,7 +46,7 @@ fn objects(rows: &[StagedRow], path: &Path) -> Vec<Map<String, Value>> {
 
 #[test]
 fn every_corpus_file_parses_or_errs_cleanly() {
-    let root = corpus();
+    let root = corpus_dir();
     let mut files = Vec::new();
     for sub in ["csv", "json", "bad-input"] {
         files_under(&root.join(sub), &mut files);
@@ -93,7 +77,7 @@ fn every_corpus_file_parses_or_errs_cleanly() {
 
 #[test]
 fn csv_spectrum_matches_expected_json() {
-    let dir = corpus().join("csv/messy/csv-spectrum");
+    let dir = corpus_dir().join("csv/messy/csv-spectrum");
     let mut files = Vec::new();
     files_under(&dir.join("csvs"), &mut files);
     assert_eq!(files.len(), 11);
@@ -112,7 +96,7 @@ fn csv_spectrum_matches_expected_json() {
 
 #[test]
 fn thunderbird_contacts_match_expected_cards() {
-    let dir = corpus().join("csv/contacts/thunderbird");
+    let dir = corpus_dir().join("csv/contacts/thunderbird");
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected_csv_import.json")).unwrap()).unwrap();
     let cards = expected["csv_import"].as_array().unwrap();
@@ -138,7 +122,7 @@ fn thunderbird_contacts_match_expected_cards() {
 
 #[test]
 fn csvkit_encodings_and_oddities() {
-    let dir = corpus().join("csv/messy/csvkit");
+    let dir = corpus_dir().join("csv/messy/csvkit");
     let get = |name: &str| {
         let path = dir.join(name);
         let (rows, summary) = parse_file(&path).unwrap();
@@ -179,7 +163,7 @@ fn csvkit_encodings_and_oddities() {
 
 #[test]
 fn json_test_suite_objects_are_rows() {
-    let dir = corpus().join("json/JSONTestSuite/test_parsing");
+    let dir = corpus_dir().join("json/JSONTestSuite/test_parsing");
     let mut files = Vec::new();
     files_under(&dir, &mut files);
     for path in files {

@@ -3,26 +3,15 @@
 //! file of the shared corpus (csv/, json/, bad-input/, read in place) and for edge cases the
 //! corpus may not hold: only the generated row ids differ.
 
-use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use spine_pipeline::staging::{ParseOptions, ParseSummary, parse};
 use spine_store::repos::staging::{ImportRow, RowEncoder, StagingTarget};
+use spine_testkit::{corpus_dir, files_under};
 use uuid::Uuid;
 
 const PER_FILE: Duration = Duration::from_secs(30);
-
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
 
 /// Binary COPY tuples, each as its fields, with the id (field 0) left out.
 fn tuples(mut b: &[u8]) -> Vec<Vec<Option<Vec<u8>>>> {
@@ -102,8 +91,7 @@ fn assert_same(name: &str, bytes: Vec<u8>) -> usize {
 
 #[test]
 fn the_fast_path_writes_what_the_row_path_writes_for_every_corpus_file() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    assert!(corpus.is_dir(), "the shared corpus is expected at {}", corpus.display());
+    let corpus = corpus_dir();
     let mut files = Vec::new();
     for dir in ["csv", "json", "bad-input"] {
         files_under(&corpus.join(dir), &mut files);

@@ -101,6 +101,20 @@ fn sqlstate(e: sqlx::Error) -> String {
     e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()).unwrap_or_else(|| format!("{e}"))
 }
 
+/// One staged row written by a plain INSERT, bypassing the loader.
+async fn insert_row(conn: &mut sqlx::PgConnection, tenant: Uuid, batch: Uuid, file: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO staging.import_rows (tenant_id, import_batch_id, source_file_id, row_number, raw_payload) \
+         VALUES ($1, $2, $3, 1, '{}')",
+    )
+    .bind(tenant)
+    .bind(batch)
+    .bind(file)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
 async fn count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM staging.import_rows").fetch_one(pool).await.unwrap()
 }
@@ -132,16 +146,7 @@ async fn another_tenants_batch_or_file_is_refused_with_a_clear_error() {
     // The other tenant's own rows, written in the first tenant's transaction, are refused by RLS:
     // a row always gets the transaction's tenant.
     let mut tx = f.store.tenant_tx(f.tenant).await.unwrap();
-    let err = sqlx::query(
-        "INSERT INTO staging.import_rows (tenant_id, import_batch_id, source_file_id, row_number, raw_payload) \
-         VALUES ($1, $2, $3, 1, '{}')",
-    )
-    .bind(other.as_uuid())
-    .bind(other_batch)
-    .bind(other_file)
-    .execute(tx.conn())
-    .await
-    .unwrap_err();
+    let err = insert_row(tx.conn(), other.as_uuid(), other_batch, other_file).await.unwrap_err();
     assert_eq!(sqlstate(err), "42501");
     drop(tx);
     assert_eq!(count(&f.db.pool).await, 0);
@@ -173,16 +178,7 @@ async fn the_owners_copy_is_pinned_to_the_transactions_tenant_and_gives_the_role
     let (other_batch, other_file) = make_batch(&f.db.pool, other, "other").await;
     let mut tx = f.store.tenant_tx(f.tenant).await.unwrap();
     sqlx::raw_sql("SET LOCAL ROLE NONE").execute(tx.conn()).await.unwrap();
-    let err = sqlx::query(
-        "INSERT INTO staging.import_rows (tenant_id, import_batch_id, source_file_id, row_number, raw_payload) \
-         VALUES ($1, $2, $3, 1, '{}')",
-    )
-    .bind(other.as_uuid())
-    .bind(other_batch)
-    .bind(other_file)
-    .execute(tx.conn())
-    .await
-    .unwrap_err();
+    let err = insert_row(tx.conn(), other.as_uuid(), other_batch, other_file).await.unwrap_err();
     let db = err.as_database_error().unwrap();
     assert_eq!(db.code().as_deref(), Some("42501"));
     assert_eq!(db.constraint(), Some("import_rows_tenant"));
@@ -218,16 +214,7 @@ async fn a_missing_reference_in_a_copy_is_refused_and_leaves_nothing() {
 
     // The SQLSTATE and constraint name are those of a foreign key's.
     let mut tx = f.store.tenant_tx(f.tenant).await.unwrap();
-    let err = sqlx::query(
-        "INSERT INTO staging.import_rows (tenant_id, import_batch_id, source_file_id, row_number, raw_payload) \
-         VALUES ($1, $2, $3, 1, '{}')",
-    )
-    .bind(f.tenant.as_uuid())
-    .bind(missing)
-    .bind(f.file)
-    .execute(tx.conn())
-    .await
-    .unwrap_err();
+    let err = insert_row(tx.conn(), f.tenant.as_uuid(), missing, f.file).await.unwrap_err();
     let db = err.as_database_error().unwrap();
     assert_eq!(db.code().as_deref(), Some("23503"));
     assert_eq!(db.constraint(), Some("import_rows_references"));

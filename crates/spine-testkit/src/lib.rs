@@ -241,3 +241,23 @@ impl Drop for Children {
         }
     }
 }
+
+/// The shared corpus of real-world test inputs (`../shared/corpus` beside the repository), read
+/// in place. Panics with its expected path when it is missing.
+pub fn corpus_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    assert!(dir.is_dir(), "the shared corpus is expected at {}", dir.display());
+    dir
+}
+
+/// Appends every file under `dir` (recursively) to `out`.
+pub fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}

@@ -133,9 +133,28 @@ impl<'a> CsvRows<'a> {
         }
     }
 
+    /// Where field `i` of the record is in `out`.
+    fn field_range(&self, i: usize) -> std::ops::Range<usize> {
+        (if i == 0 { 0 } else { self.ends[i - 1] })..self.ends[i]
+    }
+
     fn field(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.out[start..self.ends[i]]
+        &self.out[self.field_range(i)]
+    }
+
+    /// The bytes of a record's `n` fields, back to back.
+    fn fields(&self, n: usize) -> &[u8] {
+        &self.out[..if n == 0 { 0 } else { self.ends[n - 1] }]
+    }
+
+    /// Why a record of `n` fields cannot become an object (non-empty fields past the header, a
+    /// NUL byte), if it cannot.
+    fn unusable(&self, n: usize) -> Option<String> {
+        let width = self.header.as_ref().map_or(0, Vec::len);
+        if n > width && (width..n).any(|i| !self.field(i).is_empty()) {
+            return Some(format!("row has {n} fields but the header has {width}"));
+        }
+        self.fields(n).contains(&0).then(|| NUL_MESSAGE.to_owned())
     }
 
     /// A field as text: UTF-8, or windows-1252 for raw input that is not valid UTF-8.
@@ -241,8 +260,7 @@ impl<'a> CsvRows<'a> {
             if let Record::Fields(n) = record
                 && let Some(text) = this.plain(n)
             {
-                let ends = &this.ends[..n];
-                let field = |i: usize| &text[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+                let field = |i: usize| &text[this.field_range(i)];
                 enc.encode_json_with(row, |buf| this.keys.write(buf, n, field))?;
                 return Ok(((), true));
             }
@@ -256,28 +274,17 @@ impl<'a> CsvRows<'a> {
     /// The text of a record's fields when the fast path may write it: all UTF-8, no NUL, no
     /// non-empty field past the header.
     fn plain(&self, n: usize) -> Option<&str> {
-        let width = self.header.as_ref().map_or(0, Vec::len);
-        if n > width && (width..n).any(|i| !self.field(i).is_empty()) {
+        if self.unusable(n).is_some() {
             return None;
         }
-        let used = if n == 0 { 0 } else { self.ends[n - 1] };
-        let bytes = &self.out[..used];
-        if bytes.contains(&0) {
-            return None;
-        }
-        std::str::from_utf8(bytes).ok()
+        std::str::from_utf8(self.fields(n)).ok()
     }
 
     fn build(&mut self, n: usize) -> Result<Map<String, Value>, RowError> {
+        if let Some(message) = self.unusable(n) {
+            return Err(self.raw_error(message, usize::MAX));
+        }
         let header = self.header.as_deref().unwrap_or_default();
-        let width = header.len();
-        if n > width && (width..n).any(|i| !self.field(i).is_empty()) {
-            return Err(self.raw_error(format!("row has {n} fields but the header has {width}"), usize::MAX));
-        }
-        let used = if n == 0 { 0 } else { self.ends[n - 1] };
-        if self.out[..used].contains(&0) {
-            return Err(self.raw_error(NUL_MESSAGE.to_owned(), usize::MAX));
-        }
         let mut fell_back = false;
         let mut map = Map::new();
         for (i, name) in header.iter().enumerate().take(n) {

@@ -47,7 +47,7 @@ pub async fn stage<R: Read + Send + 'static>(
     opts: ParseOptions,
 ) -> Result<StageReport, StagingError> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<EncodedRows, StagingError>>(CHANNEL_CHUNKS);
-    let target = StagingTarget { tenant_id: tx.tenant().as_uuid(), import_batch_id, source_file_id };
+    let target = StagingTarget::of(tx, import_batch_id, source_file_id);
     let parser = tokio::task::spawn_blocking(move || -> Result<ParseSummary, StagingError> {
         let stopped = || StagingError::Join("the loader stopped".to_owned());
         let mut rows = parse(input, &opts)?;

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{COPY_CHUNK_BYTES, COPY_COLUMNS, ImportRow, StagingCounts};
-use crate::StoreError;
+use crate::{StoreError, TenantTx};
 
 /// Where a load's rows go: every row carries these three references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,11 +17,18 @@ pub struct StagingTarget {
     pub source_file_id: Uuid,
 }
 
+impl StagingTarget {
+    /// A load into `tx`'s tenant.
+    pub fn of(tx: &TenantTx, import_batch_id: Uuid, source_file_id: Uuid) -> Self {
+        Self { tenant_id: tx.tenant().as_uuid(), import_batch_id, source_file_id }
+    }
+}
+
 /// Encodes rows as binary COPY tuples for [`StagingCopy`], with their ids and the target's
 /// references. Synchronous: it can run on the thread that parses.
 pub struct RowEncoder {
     buf: Vec<u8>,
-    pub(super) counts: StagingCounts,
+    counts: StagingCounts,
     ids: IdGen,
     pub(super) target: StagingTarget,
 }
@@ -109,16 +116,16 @@ impl RowEncoder {
     /// Hands over what was encoded since the last call.
     pub fn take(&mut self) -> EncodedRows {
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024));
-        EncodedRows { data, counts: std::mem::take(&mut self.counts), target: Some(self.target) }
+        EncodedRows { data, counts: std::mem::take(&mut self.counts), target: self.target }
     }
 }
 
 /// Rows encoded by a [`RowEncoder`], ready for [`StagingCopy::push_encoded`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EncodedRows {
     pub(super) data: Vec<u8>,
     pub(super) counts: StagingCounts,
-    pub(super) target: Option<StagingTarget>,
+    pub(super) target: StagingTarget,
 }
 
 impl EncodedRows {

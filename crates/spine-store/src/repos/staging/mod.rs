@@ -72,13 +72,8 @@ pub struct StagingCopy<'t> {
 
 impl<'t> StagingCopy<'t> {
     pub async fn begin(tx: &'t mut TenantTx, import_batch_id: Uuid, source_file_id: Uuid) -> Result<Self, StoreError> {
-        let target = StagingTarget { tenant_id: tx.tenant().as_uuid(), import_batch_id, source_file_id };
+        let target = StagingTarget::of(tx, import_batch_id, source_file_id);
         Ok(Self { tx, encoder: RowEncoder::new(target), counts: StagingCounts::default() })
-    }
-
-    /// The references every row of this load carries, for a [`RowEncoder`] elsewhere.
-    pub fn target(&self) -> StagingTarget {
-        self.encoder.target
     }
 
     /// Adds one row; sends COPY data as the buffer fills.
@@ -92,9 +87,9 @@ impl<'t> StagingCopy<'t> {
     }
 
     /// Sends rows encoded elsewhere (in order with any [`StagingCopy::push`]ed before them), by
-    /// an encoder made for this load's [`StagingCopy::target`].
+    /// an encoder made for the same [`StagingTarget`].
     pub async fn push_encoded(&mut self, chunk: EncodedRows) -> Result<(), StoreError> {
-        if chunk.target.is_some_and(|t| t != self.encoder.target) {
+        if chunk.target != self.encoder.target {
             return Err(StoreError::Invalid("rows encoded for another batch, file or tenant".into()));
         }
         if !self.encoder.is_empty() {
