@@ -125,7 +125,7 @@ async fn many_rows_stream_in_chunks_and_rollback_leaves_none() {
     assert_eq!(inside, 150_000, "visible inside the transaction");
     drop(tx);
     assert!(staged(&f).await.is_empty(), "a rolled-back load leaves no rows");
-    // A second load in one transaction reuses the temp table.
+    // Loads in one transaction share the (batch, row number) key.
     let mut tx = f.store.tenant_tx(f.tenant).await.unwrap();
     staging::copy_rows(&mut tx, f.batch, f.file, vec![parsed(1, json!({"a": "1"}))]).await.unwrap();
     let err = staging::copy_rows(&mut tx, f.batch, f.file, vec![parsed(1, json!({"a": "again"}))]).await;

@@ -161,9 +161,15 @@ async fn the_owners_copy_is_pinned_to_the_transactions_tenant_and_gives_the_role
         (f.store.tenant_tx(f.tenant).await.unwrap(), "spine_app"),
         (f.store.ingest_tx(f.tenant).await.unwrap(), "spine_ingest"),
     ] {
+        // Each COPY statement raises work_mem for itself (decision 0032) and puts back the
+        // transaction's own value, whatever it was.
+        sqlx::raw_sql("SET LOCAL work_mem = '7MB'").execute(tx.conn()).await.unwrap();
         staging::copy_rows(&mut tx, f.batch, f.file, rows(3)).await.unwrap();
         let user: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(tx.conn()).await.unwrap();
         assert_eq!(user, role, "the transaction's role after a load");
+        let work_mem: String =
+            sqlx::query_scalar("SELECT current_setting('work_mem')").fetch_one(tx.conn()).await.unwrap();
+        assert_eq!(work_mem, "7MB", "the transaction's work_mem after a load");
         if role == "spine_ingest" {
             let err = sqlx::query("INSERT INTO core.people (tenant_id, full_name) VALUES ($1, 'P')")
                 .bind(f.tenant.as_uuid())
@@ -219,6 +225,65 @@ async fn a_missing_reference_in_a_copy_is_refused_and_leaves_nothing() {
     assert_eq!(db.code().as_deref(), Some("23503"));
     assert_eq!(db.constraint(), Some("import_rows_references"));
     assert!(db.message().contains(&format!("import batch {missing} does not exist")), "{}", db.message());
+}
+
+/// A staged row's (tenant, batch, file).
+type Target = (Uuid, Uuid, Uuid);
+
+/// One statement staging a row per target, as the tables' owner (as the loader's COPY does).
+async fn insert_targets(tx: &mut spine_store::TenantTx, targets: &[Target]) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql("SET LOCAL ROLE NONE").execute(tx.conn()).await?;
+    let column = |pick: fn(&Target) -> Uuid| targets.iter().map(pick).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO staging.import_rows (tenant_id, import_batch_id, source_file_id, row_number, raw_payload) \
+         SELECT t, b, f, n, '{}' FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) WITH ORDINALITY AS r (t, b, f, n)",
+    )
+    .bind(column(|x| x.0))
+    .bind(column(|x| x.1))
+    .bind(column(|x| x.2))
+    .execute(tx.conn())
+    .await
+    .map(drop)
+}
+
+/// The check reads a statement's first row and then every row that differs from it (decision
+/// 0032): a bad target anywhere in a statement is refused, valid mixed ones pass.
+#[tokio::test]
+async fn every_target_of_a_mixed_statement_is_checked() {
+    let f = fixture().await;
+    let pool = &f.db.pool;
+    let (tenant, source) = source_of(pool, f.batch).await;
+    let second_batch = new_batch(pool, tenant, source).await;
+    let second_file = new_file(pool, tenant, source, "second.csv").await;
+    let other = TenantId::new();
+    let (other_batch, other_file) = make_batch(pool, other, "other").await;
+    let missing = Uuid::now_v7();
+    let (t, b, fl) = (f.tenant.as_uuid(), f.batch, f.file);
+    // The bad target is never the first row, and hides among rows like the first.
+    let bad = [
+        ("missing batch", "23503", [(t, b, fl), (t, b, fl), (t, missing, fl), (t, b, fl)]),
+        ("missing file", "23503", [(t, b, fl), (t, second_batch, fl), (t, b, fl), (t, b, missing)]),
+        ("another tenant's batch", "23503", [(t, b, fl), (t, b, fl), (t, other_batch, fl), (t, b, fl)]),
+        (
+            "another tenant's rows",
+            "42501",
+            [(t, b, fl), (t, b, fl), (t, b, fl), (other.as_uuid(), other_batch, other_file)],
+        ),
+    ];
+    for (what, code, targets) in bad {
+        let mut tx = f.store.tenant_tx(f.tenant).await.unwrap();
+        let err = insert_targets(&mut tx, &targets).await.expect_err(what);
+        let db = err.as_database_error().unwrap();
+        assert_eq!(db.code().as_deref(), Some(code), "{what}: {}", db.message());
+    }
+    assert_eq!(count(pool).await, 0);
+
+    let mut tx = f.store.tenant_tx(f.tenant).await.unwrap();
+    insert_targets(&mut tx, &[(t, b, fl), (t, second_batch, fl), (t, b, second_file), (t, second_batch, second_file)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count(pool).await, 4);
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! Parse and load together: the parser runs on a blocking thread, encodes rows for COPY there and
-//! hands them in chunks of about 1 MiB through a bounded channel to COPY on the caller's
+//! hands them in chunks of about 4 MiB through a bounded channel to COPY on the caller's
 //! transaction, so memory stays constant and parsing and encoding overlap with the database's
 //! work.
 
@@ -16,8 +16,9 @@ use uuid::Uuid;
 use super::{ParseOptions, ParseSummary, StagedRow, StagingError, parse};
 
 /// Chunks of encoded rows (each about [`COPY_CHUNK_BYTES`]) the channel holds before the parser
-/// waits: enough to keep parsing while the database moves a chunk into `staging.import_rows`.
-const CHANNEL_CHUNKS: usize = 8;
+/// waits: enough to keep parsing while the database moves a chunk into `staging.import_rows`
+/// (the parser encodes a chunk several times faster than the database loads it).
+const CHANNEL_CHUNKS: usize = 2;
 
 /// What [`stage`] did.
 #[derive(Debug, Clone, Serialize)]

@@ -184,13 +184,17 @@ async fn prepare(pool: &PgPool, args: &StagingArgs, size: u64) -> Result<(Tenant
     .fetch_one(pool)
     .await
     .map_err(sql)?;
-    let batch: Uuid =
-        sqlx::query_scalar("INSERT INTO qinexus.import_batches (tenant_id, source_id) VALUES ($1, $2) RETURNING id")
-            .bind(tenant)
-            .bind(source)
-            .fetch_one(pool)
-            .await
-            .map_err(sql)?;
+    // Registration gives batches version 7 ids (ascending in time), and so does this: a load's
+    // (batch, row number) keys then go to the right edge of that index, as they do for uploads.
+    let batch: Uuid = sqlx::query_scalar(
+        "INSERT INTO qinexus.import_batches (id, tenant_id, source_id) VALUES ($3, $1, $2) RETURNING id",
+    )
+    .bind(tenant)
+    .bind(source)
+    .bind(Uuid::now_v7())
+    .fetch_one(pool)
+    .await
+    .map_err(sql)?;
     Ok((TenantId::from(tenant), batch, file))
 }
 

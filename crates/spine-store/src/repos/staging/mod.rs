@@ -4,7 +4,8 @@
 //! PostgreSQL refuses `COPY FROM` into a table with row-level security for a role it applies to
 //! (`spine_app`, `spine_ingest`), so each COPY statement runs as the connection's own role, the
 //! tables' owner (decision 0002): `SET LOCAL ROLE NONE` before it and the transaction's role
-//! again after it, with nothing else in between. The table's reference check (decision 0020)
+//! again after it, with nothing else in between but the statement's own `work_mem` (raised for
+//! it and put back after it; decision 0032). The table's reference check (decision 0020)
 //! still runs for every statement, and checks that every row's tenant is the transaction's
 //! (decision 0031), which is what the tenant policy's WITH CHECK did on the way the rows took
 //! before (a temp table and `INSERT ... SELECT`). A failed COPY aborts the transaction, so the
@@ -27,9 +28,15 @@ use crate::{StoreError, TenantTx};
 pub use encode::{EncodedRows, RowEncoder, StagingTarget, jsonb_key_order};
 
 /// Bytes of COPY data per COPY statement ([`StagingCopy::push`] buffers this much before it
-/// sends). Small enough for the reference check's transition table to stay within `work_mem`,
-/// large enough for the per-statement costs not to count (bench/README.md).
-pub const COPY_CHUNK_BYTES: usize = 1024 * 1024;
+/// sends). Large enough for the per-statement costs (PostgreSQL makes up to 1,000 tuple slots
+/// for every COPY statement, and the reference check runs once per statement) not to count; the
+/// statement's transition table then needs [`COPY_WORK_MEM`] (bench/README.md, decision 0032).
+pub const COPY_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// `work_mem` while a COPY statement runs: the reference check's transition table holds the
+/// statement's rows (about 1.6 bytes of memory per byte of COPY data) and is written to a temp
+/// file once it passes `work_mem`, which at PostgreSQL's default of 4 MB a 3 MiB statement
+/// already did. Set for the statement only; the transaction's own value is put back after it.
+const COPY_WORK_MEM: &str = "32MB";
 /// The COPY statement; its columns are the tuples' fields, in order.
 const COPY_SQL: &str = "COPY staging.import_rows (id, tenant_id, import_batch_id, source_file_id, row_number, \
                         raw_payload, raw_text, parse_error, review_status) FROM STDIN (FORMAT binary)";
@@ -68,12 +75,14 @@ pub struct StagingCopy<'t> {
     tx: &'t mut TenantTx,
     encoder: RowEncoder,
     counts: StagingCounts,
+    /// The transaction's `work_mem`, put back after each COPY statement; read before the first.
+    work_mem: Option<String>,
 }
 
 impl<'t> StagingCopy<'t> {
     pub async fn begin(tx: &'t mut TenantTx, import_batch_id: Uuid, source_file_id: Uuid) -> Result<Self, StoreError> {
         let target = StagingTarget::of(tx, import_batch_id, source_file_id);
-        Ok(Self { tx, encoder: RowEncoder::new(target), counts: StagingCounts::default() })
+        Ok(Self { tx, encoder: RowEncoder::new(target), counts: StagingCounts::default(), work_mem: None })
     }
 
     /// Adds one row; sends COPY data as the buffer fills.
@@ -113,7 +122,16 @@ impl<'t> StagingCopy<'t> {
         }
         let role = self.tx.role();
         let conn = self.tx.conn();
-        sqlx::raw_sql("SET LOCAL ROLE NONE").execute(&mut *conn).await?;
+        let work_mem = match &self.work_mem {
+            Some(value) => value.clone(),
+            None => {
+                let value: String =
+                    sqlx::query_scalar("SELECT current_setting('work_mem')").fetch_one(&mut *conn).await?;
+                self.work_mem.insert(value).clone()
+            }
+        };
+        let before = format!("SET LOCAL ROLE NONE; SET LOCAL work_mem = '{COPY_WORK_MEM}'");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(before)).execute(&mut *conn).await?;
         let mut copy = conn.copy_in_raw(COPY_SQL).await?;
         for part in [COPY_HEADER, chunk.data.as_slice(), COPY_TRAILER] {
             if let Err(e) = copy.send(part).await {
@@ -122,7 +140,8 @@ impl<'t> StagingCopy<'t> {
             }
         }
         copy.finish().await.map_err(|e| StoreError::on_constraint(e, "staged row"))?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET LOCAL ROLE {role}"))).execute(&mut *conn).await?;
+        let after = format!("SET LOCAL work_mem = '{}'; SET LOCAL ROLE {role}", work_mem.replace('\'', "''"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(after)).execute(&mut *conn).await?;
         self.counts.add(chunk.counts);
         Ok(())
     }
