@@ -19,11 +19,9 @@ PEERS=$ROOT/../shared/bench-peers
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 WORK=${WORK:-/tmp/spine-inbox-bench}
 export PGBASE=${PGBASE:-/tmp/spine-bench-inbox-pg} PGPORT=${PGPORT:-54349}
-# Nothing is deleted between the baseline and Spine's run, and the script starts only QUIET seconds
-# (default 370) after its previous run deleted its files and database ($WORK.deleted): on an ext4
-# without a journal a new inode skips the ones deleted in the last 60-360 s, one buffer lookup
-# each (see bench/upload.sh and bench/README.md, "A quiet file system").
-QUIET=${QUIET:-370}
+# Nothing is deleted between the baseline and Spine's run; the previous run's files and database
+# are deleted at its end, and a run starts QUIET seconds after that (bench/quiet.sh).
+source "$ROOT/bench/quiet.sh"
 
 [[ -n ${BENCH_SPINE_BIN:-} ]] || (cd "$ROOT" && nice -n 19 cargo build --release -q -p spine)
 STARTED_PG=0
@@ -35,18 +33,12 @@ ADMIN=postgres://postgres@127.0.0.1:$PGPORT/postgres
 delete_all() {   # the previous (or this) run's files and database, remembering when
   "$PGBIN/psql" -X -q "$ADMIN" -c "DROP DATABASE IF EXISTS spine_bench_inbox" 2>/dev/null || true
   rm -rf "$WORK"
-  date +%s > "$WORK.deleted"
+  quiet_mark "$WORK.deleted"
 }
 if [[ -e $WORK ]] || "$PGBIN/psql" -X -q -t -A "$ADMIN" -c "SELECT 1 FROM pg_database WHERE datname = 'spine_bench_inbox'" | grep -q 1; then
   delete_all
 fi
-if [[ -f $WORK.deleted ]]; then
-  wait_s=$(( $(cat "$WORK.deleted") + QUIET - $(date +%s) ))
-  if (( wait_s > 0 )); then
-    echo "waiting ${wait_s} s: the previous run deleted its files less than ${QUIET} s ago (QUIET=)" >&2
-    sleep "$wait_s"
-  fi
-fi
+quiet_wait "$WORK.deleted"
 "$PGBIN/psql" -X -q "$ADMIN" -c "CREATE DATABASE spine_bench_inbox"
 # SOCKET=1: Spine connects over the cluster's Unix socket instead of TCP (no TCP_NODELAY question).
 if [[ ${SOCKET:-0} == 1 ]]; then

@@ -20,13 +20,8 @@ ROUNDS=${ROUNDS:-2}
 PAR=${PAR:-4}
 CLIENT=${CLIENT:-one}   # one: a single curl, PAR transfers over reused connections; per-file: a curl process per file
 # Nothing is deleted while the script runs: each round's copy and Spine's data directory are kept
-# until the end. On an ext4 without a journal (this machine's root), allocating an inode skips
-# every free inode deleted in the last 60 s, or 360 s when its inode-table block is dirty, one
-# buffer lookup each (ext4's recently_deleted, RECENTCY_MIN + RECENTCY_DIRTY); deleting 4,000 files
-# between rounds cost each later file and directory created for minutes, on both sides, by
-# different amounts (seen in perf; bench/README.md, "A quiet file system"). So the script starts only
-# QUIET seconds (default 370) after its previous run deleted its files ($WORK/.deleted).
-QUIET=${QUIET:-370}
+# until the end, and a run starts QUIET seconds after its previous run's deletions (bench/quiet.sh).
+source "$ROOT/bench/quiet.sh"
 
 [[ -n ${BENCH_SPINE_BIN:-} ]] || (cd "$ROOT" && nice -n 19 cargo build --release -q -p spine)
 if [[ ! -f $SRC.complete ]]; then
@@ -40,7 +35,7 @@ stop_spine() {
   if [[ -n $UP_PID ]]; then kill -TERM "$UP_PID" 2>/dev/null || true; wait "$UP_PID" 2>/dev/null || true; UP_PID=; fi
 }
 delete_rounds() {
-  if compgen -G "$WORK/r*" > /dev/null; then rm -rf "$WORK"/r*; date +%s > "$WORK/.deleted"; fi
+  if compgen -G "$WORK/r*" > /dev/null; then rm -rf "$WORK"/r*; quiet_mark "$WORK/.deleted"; fi
 }
 trap 'stop_spine; delete_rounds' EXIT
 delete_rounds   # a previous run that did not finish
@@ -57,13 +52,7 @@ BYTES=$(find "$SRC" -type f -name '*.bin' -printf '%s\n' | awk '{s+=$1} END {pri
 NEED=$(( (2 * BYTES + 512 * 1024 * 1024) * ROUNDS / 1024 ))   # KiB: the copy, the blobs and a cluster per round
 FREE=$(df -Pk "$WORK" | awk 'NR == 2 {print $4}')
 (( FREE > NEED )) || { echo "$WORK has $((FREE / 1024)) MiB free; $ROUNDS rounds keep about $((NEED / 1024)) MiB until the end" >&2; exit 1; }
-if [[ -f $WORK/.deleted ]]; then
-  wait_s=$(( $(cat "$WORK/.deleted") + QUIET - $(date +%s) ))
-  if (( wait_s > 0 )); then
-    echo "waiting ${wait_s} s: the previous run deleted its files less than ${QUIET} s ago (QUIET=; see the comment at the top)" >&2
-    sleep "$wait_s"
-  fi
-fi
+quiet_wait "$WORK/.deleted"
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), $FILES files, $BYTES bytes, $PAR uploads in flight, client $CLIENT"
 
 RESULTS=()
