@@ -20,7 +20,7 @@ use spine_core::ids::TenantId;
 use spine_core::{file_name, media_type};
 use spine_store::blob::{BlobError, BlobStore, StagedBlob};
 use spine_store::repos::registration::{self, Arrival, Registered, StoredItem};
-use spine_store::{Store, StoreError};
+use spine_store::{Store, StoreError, TenantTx};
 use thiserror::Error;
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -229,17 +229,46 @@ async fn try_register(
     arrivals: &[(&Arrival, &[StoredItem])],
     items: &[Pending],
 ) -> Result<Vec<Vec<Registered>>, RegisterError> {
+    let (tx, done) = prepare(store, tenant, arrivals).await?;
+    let puts: Vec<(&str, bool)> = items.iter().map(|p| (p.item.sha256.as_str(), p.created)).collect();
+    finish(tx, blobs, &puts).await?;
+    Ok(done)
+}
+
+/// The rows of a registration, written in a transaction of the tenant that is left open: they
+/// do not depend on the bytes being durable, only its commit ([`finish`]) does.
+async fn prepare(
+    store: &Store,
+    tenant: TenantId,
+    arrivals: &[(&Arrival, &[StoredItem])],
+) -> Result<(TenantTx, Vec<Vec<Registered>>), RegisterError> {
     let mut tx = store.ingest_tx_generic_plans(tenant).await?;
     let done = registration::register_arrivals(&mut tx, arrivals).await?;
-    // Under the hash locks register took: a blob another arrival's cleanup removed between
-    // our put and now would leave a version without bytes.
-    for p in items.iter().filter(|p| !p.created) {
-        if !blobs.exists(&p.item.sha256).await? {
-            return Err(RegisterError::BlobVanished(p.item.sha256.clone()));
+    Ok((tx, done))
+}
+
+/// Commits a [`prepare`]d registration once every item's blob is durable; `blobs_put` are the
+/// items' hashes, each with whether its put created the blob.
+async fn finish(tx: TenantTx, blobs: &BlobStore, blobs_put: &[(&str, bool)]) -> Result<(), RegisterError> {
+    match reused_blobs_exist(blobs, blobs_put).await {
+        Ok(()) => Ok(tx.commit().await?),
+        // Now, so that its locks are free for whoever registers these items next.
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
         }
     }
-    tx.commit().await?;
-    Ok(done)
+}
+
+/// Under the hash locks register took: a blob another arrival's cleanup removed between our put
+/// and now would leave a version without bytes.
+async fn reused_blobs_exist(blobs: &BlobStore, blobs_put: &[(&str, bool)]) -> Result<(), RegisterError> {
+    for &(sha256, created) in blobs_put {
+        if !created && !blobs.exists(sha256).await? {
+            return Err(RegisterError::BlobVanished(sha256.to_owned()));
+        }
+    }
+    Ok(())
 }
 
 async fn discard(store: &Store, blobs: &BlobStore, items: Vec<Pending>) {

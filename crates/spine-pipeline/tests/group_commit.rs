@@ -181,3 +181,37 @@ async fn a_failing_tenant_does_not_fail_another_tenants_items() {
     assert_eq!(err.too_large(), Some(1 << 20));
     assert!(!env.blobs.exists(&sha(&big)).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_blob_that_fails_to_flush_fails_alone_and_the_rows_written_meanwhile_are_rolled_back() {
+    let env = env().await;
+    // The group's rows are written while its bytes are flushed. A file where one blob's shard
+    // directory belongs makes linking that blob fail in the flush, after its rows were written.
+    let doomed: &[u8] = b"bytes whose shard cannot be made";
+    let (good_1, good_2): (&[u8], &[u8]) = (b"good bytes one", b"good bytes two");
+    let h = sha(doomed);
+    assert!([good_1, good_2].iter().all(|g| sha(g)[..2] != h[..2]), "the good blobs need other shards");
+    let shards = env._dir.path().join("blobs").join("sha256");
+    std::fs::create_dir_all(&shards).unwrap();
+    std::fs::write(shards.join(&h[..2]), b"not a directory").unwrap();
+
+    let items = vec![
+        stage(&env.reg, "good-1.txt", good_1).await,
+        stage(&env.reg, "doomed.txt", doomed).await,
+        stage(&env.reg, "good-2.txt", good_2).await,
+    ];
+    let res = env.reg.commit(env.tenant, &arrival(), items).await;
+    assert!(res[0].is_ok() && res[2].is_ok(), "{res:?}");
+    assert!(matches!(res[1], Err(RegisterError::Blob(_))), "{:?}", res[1]);
+
+    for table in ["qiaccess.capture_events", "qinexus.files", "qinexus.file_versions", "qinexus.import_batches"] {
+        assert_eq!(count(&env.pool, &format!("SELECT count(*) FROM {table}")).await, 2, "{table}");
+    }
+    assert_eq!(count(&env.pool, "SELECT count(*) FROM qiserver.jobs").await, 2);
+    assert_eq!(count(&env.pool, "SELECT count(*) FROM qinexus.files WHERE original_name = 'doomed.txt'").await, 0);
+    std::fs::remove_file(shards.join(&h[..2])).unwrap();
+    assert!(!env.blobs.exists(&h).await.unwrap());
+    assert_eq!(blob_count(&env.blobs).await, 2);
+    let temps = std::fs::read_dir(env._dir.path().join("blobs").join("tmp")).unwrap().count();
+    assert_eq!(temps, 0, "no temp file is left behind");
+}

@@ -108,6 +108,13 @@ impl TenantTx {
         Ok(())
     }
 
+    /// Rolls back now, releasing the transaction's locks before the caller goes on (a dropped
+    /// transaction is rolled back only once its connection is back in the pool).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+
     /// The underlying connection, for repositories in this crate and for later crates' enqueue
     /// calls that must share the transaction.
     pub fn conn(&mut self) -> &mut sqlx::PgConnection {

@@ -2,7 +2,8 @@
 //! the staged bytes of all of them at once, and registers them in one transaction per tenant.
 //! While [`MAX_GROUPS_IN_FLIGHT`] groups commit, new requests queue, and become the next group:
 //! the more arrive at once, the more share one flush and one WAL flush, and a lone item waits
-//! for nobody.
+//! for nobody. A one-tenant group writes its rows while its bytes are flushed and commits once
+//! they are durable (decision 0033).
 //!
 //! An item fails alone: when a group's transaction fails, every item of that tenant is tried
 //! again in a transaction of its own, and only then are the blobs of the items that still fail
@@ -19,7 +20,7 @@ use spine_store::repos::registration::{Arrival, Registered, StoredItem};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use super::{Pending, RegisterError, Staged, discard, try_register};
+use super::{Pending, RegisterError, Staged, discard, finish, prepare, try_register};
 
 /// Items in one group at most (a bound on one transaction's size and on the reply delay).
 const MAX_GROUP_ITEMS: usize = 512;
@@ -132,7 +133,50 @@ async fn commit_group(store: Store, blobs: BlobStore, jobs: Vec<Job>) {
         shells.push((job.tenant, job.arrival, metas, job.reply));
     }
     let count = staged.len();
-    let mut flushed = flush_staged(staged).await.into_iter();
+    // One tenant (the usual group): its rows are written while the bytes are flushed, and
+    // committed once they are durable, so the flush's wait and the statements' overlap.
+    let tenant = shells[0].0;
+    let (flushed, early) = if shells.iter().all(|s| s.0 == tenant) {
+        let arrivals: Vec<(&Arrival, &[StoredItem])> = shells.iter().map(|(_, a, m, _)| (a, m.as_slice())).collect();
+        let (flushed, prepared) = tokio::join!(flush_staged(staged), prepare(&store, tenant, &arrivals));
+        (flushed, Some(prepared))
+    } else {
+        (flush_staged(staged).await, None)
+    };
+    // Bytes durable and (for one tenant) rows written.
+    let ready_ms = started.elapsed().as_millis() as u64;
+    // Committed here when every item's bytes are durable; otherwise (a blob failed to flush, or
+    // the transaction failed) the items go the long way below: a new group transaction, then
+    // each item alone.
+    let committed = match early {
+        Some(Ok((tx, done))) if flushed.iter().all(Result::is_ok) => {
+            let mut puts: Vec<(&str, bool)> = Vec::with_capacity(flushed.len());
+            for put in flushed.iter().flatten() {
+                puts.push((put.sha256.as_str(), put.created));
+            }
+            match finish(tx, &blobs, &puts).await {
+                Ok(()) => Some(done),
+                Err(e) => {
+                    tracing::debug!(%tenant, items = count, error = %e, "a registration group failed to commit");
+                    None
+                }
+            }
+        }
+        // Its locks go before the long way takes them again.
+        Some(Ok((tx, _))) => {
+            if let Err(e) = tx.rollback().await {
+                tracing::debug!(%tenant, error = %e, "rolling back a registration group");
+            }
+            None
+        }
+        Some(Err(e)) => {
+            tracing::debug!(%tenant, items = count, error = %e, "a registration group failed");
+            None
+        }
+        None => None,
+    };
+
+    let mut flushed = flushed.into_iter();
     let mut jobs: Vec<Flushed> = Vec::with_capacity(shells.len());
     for (tenant, arrival, metas, reply) in shells {
         let items = metas
@@ -145,13 +189,16 @@ async fn commit_group(store: Store, blobs: BlobStore, jobs: Vec<Job>) {
             .collect();
         jobs.push(Flushed { tenant, arrival, items, reply });
     }
-    let flush_ms = started.elapsed().as_millis() as u64;
 
-    let mut results: Vec<Vec<Option<Result<Registered, RegisterError>>>> =
-        jobs.iter().map(|j| j.items.iter().map(|_| None).collect()).collect();
+    let mut results: Vec<Vec<Option<Result<Registered, RegisterError>>>> = match committed {
+        Some(done) => done.into_iter().map(|regs| regs.into_iter().map(|r| Some(Ok(r))).collect()).collect(),
+        None => jobs.iter().map(|j| j.items.iter().map(|_| None).collect()).collect(),
+    };
     let mut by_tenant: BTreeMap<TenantId, Vec<usize>> = BTreeMap::new();
     for (j, job) in jobs.iter().enumerate() {
-        by_tenant.entry(job.tenant).or_default().push(j);
+        if results[j].iter().any(Option::is_none) {
+            by_tenant.entry(job.tenant).or_default().push(j);
+        }
     }
     let mut refused: Vec<Pending> = Vec::new();
     for (tenant, members) in by_tenant {
@@ -163,7 +210,7 @@ async fn commit_group(store: Store, blobs: BlobStore, jobs: Vec<Job>) {
     tracing::debug!(
         items = count,
         jobs = jobs.len(),
-        flush_ms,
+        ready_ms,
         total_ms = started.elapsed().as_millis() as u64,
         "registration group committed"
     );
