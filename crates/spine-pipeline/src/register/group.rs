@@ -145,35 +145,26 @@ async fn commit_group(store: Store, blobs: BlobStore, jobs: Vec<Job>) {
     };
     // Bytes durable and (for one tenant) rows written.
     let ready_ms = started.elapsed().as_millis() as u64;
-    // Committed here when every item's bytes are durable; otherwise (a blob failed to flush, or
-    // the transaction failed) the items go the long way below: a new group transaction, then
-    // each item alone.
-    let committed = match early {
-        Some(Ok((tx, done))) if flushed.iter().all(Result::is_ok) => {
+    // The one-tenant group's attempt, finished once every item's bytes are durable. When a
+    // blob failed to flush, the attempt is rolled back at once (freeing its locks) and made
+    // again below without the failed items.
+    let all_durable = flushed.iter().all(Result::is_ok);
+    let mut tried = match early {
+        Some(Ok((tx, done))) if all_durable => {
             let mut puts: Vec<(&str, bool)> = Vec::with_capacity(flushed.len());
             for put in flushed.iter().flatten() {
                 puts.push((put.sha256.as_str(), put.created));
             }
-            match finish(tx, &blobs, &puts).await {
-                Ok(()) => Some(done),
-                Err(e) => {
-                    tracing::debug!(%tenant, items = count, error = %e, "a registration group failed to commit");
-                    None
-                }
-            }
+            Some(finish(tx, &blobs, &puts).await.map(|()| done))
         }
-        // Its locks go before the long way takes them again.
         Some(Ok((tx, _))) => {
             if let Err(e) = tx.rollback().await {
                 tracing::debug!(%tenant, error = %e, "rolling back a registration group");
             }
             None
         }
-        Some(Err(e)) => {
-            tracing::debug!(%tenant, items = count, error = %e, "a registration group failed");
-            None
-        }
-        None => None,
+        Some(Err(e)) if all_durable => Some(Err(e)),
+        Some(Err(_)) | None => None,
     };
 
     let mut flushed = flushed.into_iter();
@@ -190,19 +181,16 @@ async fn commit_group(store: Store, blobs: BlobStore, jobs: Vec<Job>) {
         jobs.push(Flushed { tenant, arrival, items, reply });
     }
 
-    let mut results: Vec<Vec<Option<Result<Registered, RegisterError>>>> = match committed {
-        Some(done) => done.into_iter().map(|regs| regs.into_iter().map(|r| Some(Ok(r))).collect()).collect(),
-        None => jobs.iter().map(|j| j.items.iter().map(|_| None).collect()).collect(),
-    };
+    let mut results: Vec<Vec<Option<Result<Registered, RegisterError>>>> =
+        jobs.iter().map(|j| j.items.iter().map(|_| None).collect()).collect();
     let mut by_tenant: BTreeMap<TenantId, Vec<usize>> = BTreeMap::new();
     for (j, job) in jobs.iter().enumerate() {
-        if results[j].iter().any(Option::is_none) {
-            by_tenant.entry(job.tenant).or_default().push(j);
-        }
+        by_tenant.entry(job.tenant).or_default().push(j);
     }
     let mut refused: Vec<Pending> = Vec::new();
-    for (tenant, members) in by_tenant {
-        register_tenant(&store, &blobs, tenant, &mut jobs, &members, &mut results, &mut refused).await;
+    for members in by_tenant.into_values() {
+        // `tried` is only ever of a one-tenant group: the first and only tenant here.
+        register_tenant(&store, &blobs, &mut jobs, &members, &mut results, &mut refused, tried.take()).await;
     }
     // Only now: an item that shares bytes with a refused one is registered (or refused) already.
     discard(&store, &blobs, refused).await;
@@ -230,16 +218,18 @@ async fn commit_group(store: Store, blobs: BlobStore, jobs: Vec<Job>) {
 }
 
 /// Registers the flushed items of one tenant's jobs: all in one transaction, or (when that
-/// fails) each alone. Items that fail alone go to `refused`.
+/// fails) each alone. Items that fail alone go to `refused`. `tried` is the outcome of a group
+/// transaction already made for exactly these items (decision 0033): it is not made again.
 async fn register_tenant(
     store: &Store,
     blobs: &BlobStore,
-    tenant: TenantId,
     jobs: &mut [Flushed],
     members: &[usize],
     results: &mut [Vec<Option<Result<Registered, RegisterError>>>],
     refused: &mut Vec<Pending>,
+    tried: Option<Result<Vec<Vec<Registered>>, RegisterError>>,
 ) {
+    let tenant = jobs[members[0]].tenant;
     // The registrable items of each member job, with their positions.
     let mut parts: Vec<(usize, Vec<usize>, Vec<StoredItem>)> = Vec::new();
     let mut pendings: Vec<Pending> = Vec::new();
@@ -262,7 +252,11 @@ async fn register_tenant(
     }
     let arrivals: Vec<(&Arrival, &[StoredItem])> =
         parts.iter().map(|(j, _, stored)| (&jobs[*j].arrival, stored.as_slice())).collect();
-    match try_register(store, blobs, tenant, &arrivals, &pendings).await {
+    let group = match tried {
+        Some(outcome) => outcome,
+        None => try_register(store, blobs, tenant, &arrivals, &pendings).await,
+    };
+    match group {
         Ok(done) => {
             for ((j, idx, _), regs) in parts.iter().zip(done) {
                 for (i, r) in idx.iter().zip(regs) {
