@@ -4,6 +4,8 @@
 //! transaction together with the file's new status, so a run that dies leaves nothing and the
 //! retry starts over; a run that finds the file already processed does nothing.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use spine_core::jobs::{ErrorClass, JobError, RetryPolicy};
 use spine_store::StoreError;
@@ -31,9 +33,16 @@ const STRUCTURED: [&str; 4] = ["text/csv", "text/tab-separated-values", "applica
 /// Processing jobs a worker hands the handler at once, at most.
 const BATCH_MAX: usize = 32;
 
+/// While files keep arriving, a worker claims their processing jobs this long after its last
+/// claim found some, so that a claim and a batch take several (decision 0034): 4,096 uploads of
+/// 64 KiB took a fifth less time and a third less PostgreSQL CPU than with claims at once.
+pub const LINGER: Duration = Duration::from_millis(25);
+
 /// Adds the processing handler (it needs the blob store) to `handlers`.
 pub fn with_handlers(handlers: Handlers, blobs: BlobStore, policy: RetryPolicy) -> Handlers {
-    handlers.register_batch(PROCESS_FILE_KIND, policy, BATCH_MAX, move |ctxs| run_batch(ctxs, blobs.clone()))
+    handlers
+        .register_batch(PROCESS_FILE_KIND, policy, BATCH_MAX, move |ctxs| run_batch(ctxs, blobs.clone()))
+        .linger(PROCESS_FILE_KIND, LINGER)
 }
 
 fn store_error(e: StoreError) -> JobError {

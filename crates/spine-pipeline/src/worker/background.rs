@@ -10,11 +10,12 @@ use spine_store::nodelay::PgPoolOptionsExt;
 use spine_store::queue::{self, Finish, Finished};
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::config::WorkerConfig;
 use super::stats::WorkerStats;
+use super::wake::Wakes;
 
 /// The most results one `finish` call writes.
 const MAX_FLUSH: usize = 5_000;
@@ -27,12 +28,12 @@ pub(crate) struct Shared {
     /// (job, attempt) whose lease this worker holds: claimed, and not yet written back.
     held: Mutex<HashSet<(Uuid, i32)>>,
     /// Something may be due: a notification, a reaped lease, a reconnected listener.
-    pub(crate) wake: Notify,
+    pub(crate) wakes: Wakes,
 }
 
 impl Shared {
-    pub(crate) fn new(pool: PgPool, cfg: WorkerConfig, stats: Arc<WorkerStats>) -> Self {
-        Self { pool, cfg, stats, held: Mutex::new(HashSet::new()), wake: Notify::new() }
+    pub(crate) fn new(pool: PgPool, cfg: WorkerConfig, stats: Arc<WorkerStats>, wakes: Wakes) -> Self {
+        Self { pool, cfg, stats, held: Mutex::new(HashSet::new()), wakes }
     }
 
     pub(crate) fn held(&self) -> MutexGuard<'_, HashSet<(Uuid, i32)>> {
@@ -173,7 +174,7 @@ pub(crate) async fn reap_loop(shared: Arc<Shared>, every: Duration) {
             Ok(n) => {
                 WorkerStats::add(&shared.stats.reaped, n);
                 tracing::info!(worker = %shared.cfg.id, jobs = n, "reaped jobs whose lease lapsed");
-                shared.wake.notify_one();
+                shared.wakes.now();
             }
             Err(e) => tracing::warn!(worker = %shared.cfg.id, error = %e, "reaping lapsed leases failed"),
         }
@@ -227,8 +228,8 @@ pub(crate) async fn connect_listener(pool: &PgPool) -> Result<PgListener, sqlx::
     Ok(l)
 }
 
-/// Wakes the main loop on every notification; reconnects (and wakes it, since notifications may
-/// have been missed) when the connection drops.
+/// Wakes the main loop on every notification, with its payload (`wake.rs`); reconnects (and
+/// wakes it to claim, since notifications may have been missed) when the connection drops.
 pub(crate) async fn listen_loop(shared: Arc<Shared>, pool: PgPool, mut listener: Option<PgListener>) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -238,7 +239,7 @@ pub(crate) async fn listen_loop(shared: Arc<Shared>, pool: PgPool, mut listener:
                     tracing::info!(worker = %shared.cfg.id, "listening for new jobs again");
                     listener = Some(l);
                     backoff = Duration::from_millis(100);
-                    shared.wake.notify_one();
+                    shared.wakes.now();
                 }
                 Err(e) => {
                     tracing::warn!(worker = %shared.cfg.id, error = %e, "LISTEN connection failed; polling meanwhile");
@@ -249,20 +250,22 @@ pub(crate) async fn listen_loop(shared: Arc<Shared>, pool: PgPool, mut listener:
             continue;
         };
         match l.try_recv().await {
-            Ok(Some(_)) => {
+            Ok(Some(first)) => {
+                shared.wakes.notification(first.payload());
                 let mut n = 1;
-                while l.next_buffered().is_some() {
+                while let Some(more) = l.next_buffered() {
+                    shared.wakes.notification(more.payload());
                     n += 1;
                 }
                 WorkerStats::add(&shared.stats.notifications, n);
-                shared.wake.notify_one();
+                shared.wakes.wake();
             }
             // The connection dropped and was re-established: notifications may have been missed.
-            Ok(None) => shared.wake.notify_one(),
+            Ok(None) => shared.wakes.now(),
             Err(e) => {
                 tracing::warn!(worker = %shared.cfg.id, error = %e, "LISTEN connection lost");
                 listener = None;
-                shared.wake.notify_one();
+                shared.wakes.now();
                 tokio::time::sleep(backoff).await;
             }
         }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -122,6 +123,8 @@ pub(crate) struct Entry {
     /// Set for kinds registered with [`Handlers::register_batch`]: the handler and the most
     /// jobs it takes at once.
     pub(crate) batch: Option<(BatchFn, usize)>,
+    /// Set by [`Handlers::linger`].
+    pub(crate) linger: Option<Duration>,
 }
 
 /// Kind → handler and retry policy.
@@ -158,7 +161,7 @@ impl Handlers {
 
     /// Registers an already boxed handler.
     pub fn register_boxed(mut self, kind: impl Into<String>, policy: RetryPolicy, run: HandlerFn) -> Self {
-        self.map.insert(kind.into(), Entry { run, policy, batch: None });
+        self.map.insert(kind.into(), Entry { run, policy, batch: None, linger: None });
         self
     }
 
@@ -180,8 +183,25 @@ impl Handlers {
                     .unwrap_or_else(|| Err(JobError::new(ErrorClass::Internal, "the batch handler returned no result")))
             })
         });
-        self.map.insert(kind.into(), Entry { run, policy, batch: Some((batch, max.max(1))) });
+        self.map.insert(kind.into(), Entry { run, policy, batch: Some((batch, max.max(1))), linger: None });
         self
+    }
+
+    /// Lets jobs of the registered `kind` wait up to `window` to be claimed while they keep
+    /// coming, so that one claim (and one call of a batch handler) takes several: for kinds
+    /// whose handling costs less per job in batches, where a few milliseconds more do not matter.
+    /// The first job after a quiet spell is claimed at once; see decision 0034. Does nothing for
+    /// a kind not registered.
+    pub fn linger(mut self, kind: &str, window: Duration) -> Self {
+        if let Some(e) = self.map.get_mut(kind) {
+            e.linger = Some(window).filter(|w| !w.is_zero());
+        }
+        self
+    }
+
+    /// Kind → linger window, for the kinds that have one.
+    pub(crate) fn linger_windows(&self) -> HashMap<String, Duration> {
+        self.map.iter().filter_map(|(k, e)| e.linger.map(|w| (k.clone(), w))).collect()
     }
 
     /// The registered kinds, sorted (e.g. to pass as a worker's `kinds`).

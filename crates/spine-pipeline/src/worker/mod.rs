@@ -8,10 +8,11 @@
 //! - Results go to one flusher task that writes everything accumulated so far with one
 //!   `queue::finish` call (group commit). A failed write is retried; if the process dies first,
 //!   the jobs run again once their leases lapse (at least once).
-//! - An idle worker waits for a NOTIFY on `queue::CHANNEL` or the poll timer; heartbeats renew
-//!   the worker's own lease (also while idle) and those of the jobs it holds; a reaper puts jobs
-//!   of workers whose lease lapsed back in the queue (decision 0028). A worker that stops
-//!   cleanly removes its lease.
+//! - An idle worker waits for a NOTIFY on `queue::CHANNEL` or the poll timer; for kinds that gain
+//!   from batches it may wait a short window more while their jobs keep coming (`wake.rs`,
+//!   decision 0034). Heartbeats renew the worker's own lease (also while idle) and those of the
+//!   jobs it holds; a reaper puts jobs of workers whose lease lapsed back in the queue (decision
+//!   0028). A worker that stops cleanly removes its lease.
 //! - A handler panic is caught and recorded as an `internal` failure with the panic message; a
 //!   kind without a handler is quarantined as `invalid`.
 //! - Shutdown: stop claiming, let handlers finish within `shutdown_grace`, abort and release the
@@ -23,6 +24,7 @@ mod config;
 mod handlers;
 mod run_jobs;
 mod stats;
+mod wake;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -43,6 +45,7 @@ pub use stats::{Histogram, HistogramSnapshot, StatsSnapshot, WorkerStats};
 use crate::Shutdown;
 use background::Shared;
 use claims::Claims;
+use wake::{Linger, Wakes};
 
 /// Runs job handlers until shutdown. See the module documentation.
 pub struct Worker {
@@ -93,7 +96,8 @@ impl Worker {
     /// result write at shutdown, when it could not be done (those jobs run again later).
     pub async fn run(self, mut shutdown: Shutdown) -> Result<(), StoreError> {
         let (claim_pool, queue_pool) = background::worker_pools(&self.pool, FLUSHERS as u32);
-        let shared = Arc::new(Shared::new(queue_pool.clone(), self.cfg.clone(), self.stats.clone()));
+        let wakes = Wakes::new(self.handlers.linger_windows());
+        let shared = Arc::new(Shared::new(queue_pool.clone(), self.cfg.clone(), self.stats.clone(), wakes));
         let lpool = background::listener_pool(&self.pool);
         // LISTEN before the first claim, so no notification falls between them.
         let listener = match tokio::time::timeout(Duration::from_secs(5), background::connect_listener(&lpool)).await {
@@ -179,6 +183,7 @@ impl Loop<'_> {
         // Set at shutdown: the grace deadline.
         let mut stopping: Option<tokio::time::Instant> = None;
         let mut aborted = false;
+        let mut linger = Linger::default();
         loop {
             while let Some(res) = self.tasks.try_join_next_with_id() {
                 self.joined(res);
@@ -190,6 +195,7 @@ impl Loop<'_> {
             }
             let held = self.tasks.len() + self.buffer.len();
             if stopping.is_none() && claims.start(self.claim_pool, cfg, held) {
+                linger.clear();
                 next_poll = tokio::time::Instant::now() + cfg.poll_every;
                 WorkerStats::add(&self.shared.stats.claims, 1);
                 continue;
@@ -210,11 +216,21 @@ impl Loop<'_> {
                     let jobs = claims.done(res, &cfg.id);
                     if jobs.is_empty() {
                         WorkerStats::add(&self.shared.stats.empty_claims, 1);
+                    } else {
+                        linger.found_jobs(tokio::time::Instant::now());
                     }
                     self.claimed(jobs, stopping.is_some());
                 }
                 Some(res) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.joined(res),
-                _ = self.shared.wake.notified(), if claims.drained && stopping.is_none() => claims.drained = false,
+                _ = self.shared.wakes.notified(), if claims.drained && stopping.is_none() => {
+                    let was_lingering = linger.until().is_some();
+                    if linger.woken(self.shared.wakes.take(), tokio::time::Instant::now()) {
+                        claims.drained = false;
+                    } else if !was_lingering && linger.until().is_some() {
+                        WorkerStats::add(&self.shared.stats.lingered, 1);
+                    }
+                }
+                _ = tokio::time::sleep_until(linger.until().unwrap_or(next_poll)), if claims.drained && stopping.is_none() && linger.until().is_some() => claims.drained = false,
                 _ = tokio::time::sleep_until(next_poll), if claims.drained && stopping.is_none() => claims.drained = false,
                 _ = tokio::time::sleep_until(stopping.unwrap_or_else(tokio::time::Instant::now)), if stopping.is_some() && !aborted => {
                     tracing::warn!(worker = %cfg.id, jobs = self.tasks.len(), "shutdown grace over; releasing unfinished jobs");

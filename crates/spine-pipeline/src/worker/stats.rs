@@ -108,6 +108,8 @@ counters! {
     reaped,
     /// Notifications received on the jobs channel.
     notifications,
+    /// Wakes after which the worker waited for more jobs of a lingering kind (decision 0034).
+    lingered,
 }
 
 impl WorkerStats {

@@ -63,7 +63,9 @@ impl Enqueued {
 }
 
 /// The batch insert; `$conflict` is empty or the dedupe clause. When it inserts anything it also
-/// notifies idle workers (delivered at commit; `$14` is the channel), in the same round trip.
+/// notifies idle workers (delivered at commit; `$14` is the channel), in the same round trip. The
+/// payload is the jobs' kind when they all have one kind, else empty: a worker may wait a moment
+/// to claim jobs of a kind that gains from batches (decision 0034).
 macro_rules! insert_jobs {
     ($conflict:literal) => {
         concat!(
@@ -76,9 +78,10 @@ macro_rules! insert_jobs {
                   AS t(id, tenant_id, kind, payload, priority, run_at, max_attempts, dedupe_key, file_id,
                        import_batch_id, parent_job_id, schedule_id, connection_id) ",
             $conflict,
-            " RETURNING id, parent_job_id)
+            " RETURNING id, parent_job_id, kind)
              SELECT i.id, i.parent_job_id FROM ins i
-             CROSS JOIN (SELECT pg_notify($14, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_new) AS notified"
+             CROSS JOIN (SELECT pg_notify($14, CASE WHEN min(kind) = max(kind) THEN min(kind) ELSE '' END)
+                         FROM ins HAVING count(*) > 0) AS notified"
         )
     };
 }
