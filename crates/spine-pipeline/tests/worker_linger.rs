@@ -35,11 +35,7 @@ async fn next(calls: &mut mpsc::UnboundedReceiver<Call>) -> Call {
 async fn jobs_of_a_lingering_kind_are_claimed_together_while_they_keep_coming() {
     let db = spine_testkit::test_db().await;
     let tenant = TenantId::new();
-    sqlx::query("INSERT INTO core.tenants (id, slug, display_name) VALUES ($1, 'wl', 'L')")
-        .bind(tenant.as_uuid())
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    spine_testkit::add_tenant(&db.pool, tenant.as_uuid(), "wl").await;
     let pool = PgPoolOptions::new().max_connections(10).connect_with(db.options.clone()).await.unwrap();
     let store = Store::new(pool.clone());
 

@@ -195,7 +195,6 @@ impl Loop<'_> {
             }
             let held = self.tasks.len() + self.buffer.len();
             if stopping.is_none() && claims.start(self.claim_pool, cfg, held) {
-                linger.clear();
                 next_poll = tokio::time::Instant::now() + cfg.poll_every;
                 WorkerStats::add(&self.shared.stats.claims, 1);
                 continue;
@@ -223,14 +222,17 @@ impl Loop<'_> {
                 }
                 Some(res) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.joined(res),
                 _ = self.shared.wakes.notified(), if claims.drained && stopping.is_none() => {
-                    let was_lingering = linger.until().is_some();
-                    if linger.woken(self.shared.wakes.take(), tokio::time::Instant::now()) {
-                        claims.drained = false;
-                    } else if !was_lingering && linger.until().is_some() {
-                        WorkerStats::add(&self.shared.stats.lingered, 1);
+                    // A lingering claim is the poll timer brought forward (the next claim resets it).
+                    let now = tokio::time::Instant::now();
+                    match linger.claim_at(self.shared.wakes.take(), now) {
+                        Some(at) if at <= now => claims.drained = false,
+                        Some(at) if at < next_poll => {
+                            next_poll = at;
+                            WorkerStats::add(&self.shared.stats.lingered, 1);
+                        }
+                        _ => {}
                     }
                 }
-                _ = tokio::time::sleep_until(linger.until().unwrap_or(next_poll)), if claims.drained && stopping.is_none() && linger.until().is_some() => claims.drained = false,
                 _ = tokio::time::sleep_until(next_poll), if claims.drained && stopping.is_none() => claims.drained = false,
                 _ = tokio::time::sleep_until(stopping.unwrap_or_else(tokio::time::Instant::now)), if stopping.is_some() && !aborted => {
                     tracing::warn!(worker = %cfg.id, jobs = self.tasks.len(), "shutdown grace over; releasing unfinished jobs");

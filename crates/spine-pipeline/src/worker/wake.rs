@@ -85,11 +85,10 @@ impl Wakes {
     }
 }
 
-/// The loop's side: when its last claim found jobs, and until when it lingers.
+/// The loop's side: when its last claim that found jobs ended.
 #[derive(Debug, Default)]
 pub(crate) struct Linger {
     last_found: Option<Instant>,
-    until: Option<Instant>,
 }
 
 impl Linger {
@@ -98,30 +97,17 @@ impl Linger {
         self.last_found = Some(now);
     }
 
-    /// A claim is starting: nothing to wait for any more.
-    pub(crate) fn clear(&mut self) {
-        self.until = None;
-    }
-
-    /// When the loop should claim, if it is lingering.
-    pub(crate) fn until(&self) -> Option<Instant> {
-        self.until
-    }
-
-    /// Books a wake of an idle loop at `now`; returns whether to claim at once.
-    pub(crate) fn woken(&mut self, wake: Wake, now: Instant) -> bool {
+    /// When an idle loop woken at `now` should claim: `now` (at once), a later instant (it
+    /// lingers until then), or `None` (nothing new; keep waiting as before).
+    pub(crate) fn claim_at(&self, wake: Wake, now: Instant) -> Option<Instant> {
         let window = match wake {
-            Wake::Now => return true,
-            Wake::Stale => return false,
+            Wake::Now => return Some(now),
+            Wake::Stale => return None,
             Wake::Linger(w) => w,
         };
         match self.last_found {
-            Some(found) if now < found + window => {
-                let at = found + window;
-                self.until = Some(self.until.map_or(at, |u| u.min(at)));
-                false
-            }
-            _ => true,
+            Some(found) if now < found + window => Some(found + window),
+            _ => Some(now),
         }
     }
 }
@@ -152,15 +138,15 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut l = Linger::default();
-        assert!(l.woken(Wake::Linger(ms(20)), t0), "the first job after a quiet spell is claimed at once");
+        assert_eq!(l.claim_at(Wake::Linger(ms(20)), t0), Some(t0), "the first job after a quiet spell: at once");
         l.found_jobs(t0);
-        assert!(!l.woken(Wake::Linger(ms(20)), t0 + ms(5)), "during a burst the claim waits");
-        assert_eq!(l.until(), Some(t0 + ms(20)), "until one window after the last claim that found jobs");
-        assert!(!l.woken(Wake::Stale, t0 + ms(6)));
-        assert!(l.woken(Wake::Now, t0 + ms(7)), "another kind's job is claimed at once");
-        l.clear();
-        assert_eq!(l.until(), None);
-        assert!(l.woken(Wake::Linger(ms(20)), t0 + ms(25)), "a window after the last claim: at once");
-        assert!(l.woken(Wake::Linger(ms(20)), t0 + ms(45)), "long after it: at once");
+        assert_eq!(
+            l.claim_at(Wake::Linger(ms(20)), t0 + ms(5)),
+            Some(t0 + ms(20)),
+            "during a burst, one window after the last claim that found jobs"
+        );
+        assert_eq!(l.claim_at(Wake::Stale, t0 + ms(6)), None);
+        assert_eq!(l.claim_at(Wake::Now, t0 + ms(7)), Some(t0 + ms(7)), "another kind's job: at once");
+        assert_eq!(l.claim_at(Wake::Linger(ms(20)), t0 + ms(25)), Some(t0 + ms(25)), "a window after it: at once");
     }
 }
